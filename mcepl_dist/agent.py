@@ -1,0 +1,168 @@
+"""The per-rank training loop: local step -> exchange -> fine-tune/aggregate -> eval -> log.
+
+    torchrun --nproc_per_node=20 -m mcepl_dist.run
+    torchrun --nproc_per_node=4 -m mcepl_dist.run --config configs/quickstart.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mcepl_dist.algorithms import Strategy
+from mcepl_dist.config import Config
+from mcepl_dist.data import AgentData, Sampler, Split
+from mcepl_dist.metrics import MetricsWriter, RankResult, median
+from mcepl_dist.model import FixedNetwork, forward, normalize
+from mcepl_dist.timing import PhaseTimer
+from mcepl_dist.transport import Transport
+
+log = logging.getLogger("mcepl_dist")
+
+
+@dataclass
+class AgentContext:
+    """Everything one rank's loop works with."""
+
+    cfg: Config
+    rank: int
+    device: torch.device
+    net: FixedNetwork
+    data: AgentData
+    strategy: Strategy
+    transport: Transport
+    timer: PhaseTimer
+    writer: MetricsWriter
+    # Sum over ranks of [test_acc, bytes_sent]; a collective, called at eval iterations only.
+    reduce_progress: Callable[[list[float]], list[float]]
+    last_counters: dict[str, int] | None = None
+
+
+@torch.no_grad()
+def evaluate(net: FixedNetwork, weights: list[torch.Tensor], split: Split, batch_size: int,
+             device: torch.device) -> tuple[float, float]:
+    """Local test accuracy and mean cross-entropy over a whole split."""
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(split.labels), batch_size):
+        x = normalize(torch.from_numpy(split.images[start : start + batch_size]).to(device))
+        y = torch.from_numpy(split.labels[start : start + batch_size]).to(device)
+        logits = forward(net, x, weights)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == y).sum())
+    n = len(split.labels)
+    return correct / n, loss_sum / n
+
+
+def exchange(ctx: AgentContext, round: int) -> dict[str, float]:
+    """Step 3: send this round's message to every neighbour and hand over what arrives."""
+    payload = ctx.strategy.message(round)
+    received = ctx.transport.exchange(round, payload) if payload is not None else {}
+    ctx.strategy.receive(round, received)
+    return ctx.strategy.message_stats() if payload is not None else {}
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, float]:
+    """Peak resident set size of this process and peak GPU memory allocated, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+    return rss, gpu
+
+
+def train(ctx: AgentContext) -> RankResult:
+    """Run the configured iterations on this rank and return its final figures."""
+    cfg, tr = ctx.cfg, ctx.cfg.train
+    train_x = torch.from_numpy(ctx.data.train.images).to(ctx.device)
+    train_y = torch.from_numpy(ctx.data.train.labels).to(ctx.device)
+    sampler = Sampler(len(train_y), tr.batch_size, cfg.seed, ctx.rank)
+    t_iters: list[float] = []
+    batch_losses: list[float] = []
+    mask_ones = 0.0
+    totals = {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0}
+    acc, loss = 0.0, 0.0
+
+    # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
+    start = time.perf_counter()
+    sent = exchange(ctx, 0)
+    mask_ones += sent.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+    ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
+                      "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
+
+    for it in range(1, tr.iterations + 1):
+        start = time.perf_counter()
+        # Local step on one minibatch: back-prop and intermediate aggregation (steps 1-2).
+        idx = torch.from_numpy(sampler.next()).to(ctx.device)
+        stats = ctx.strategy.local_step(normalize(train_x[idx]), train_y[idx])
+        # Exchange with neighbours, then fine-tune and aggregate (steps 3-5).
+        sent = exchange(ctx, it)
+        mask_ones += sent.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+        t_iter = time.perf_counter() - start
+        t_iters.append(t_iter)
+        batch_losses.append(stats["loss"])
+        record = {"iter": it, "rank": ctx.rank, **_traffic(ctx),
+                  "t_iter": t_iter, **ctx.timer.pop(), **stats, **sent}
+        for key in totals:
+            totals[key] += record[key]
+        # Evaluate every eval_every iterations and at the end.
+        if (tr.eval_every and it % tr.eval_every == 0) or it == tr.iterations:
+            acc, loss = _evaluate_and_report(ctx, it, record, batch_losses, t_iters)
+            batch_losses = []
+        elif ctx.rank == 0 and it % tr.log_every == 0:
+            log.info("iter %d/%d  loss %.3f  %.2f s/iter  sent %s (rank 0)", it, tr.iterations,
+                     stats["loss"], t_iter, _fmt_bytes(record["bytes_sent_cum"]))
+        ctx.writer.write(record)
+
+    return _result(ctx, acc, loss, t_iters, totals, mask_ones)
+
+
+def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
+                         batch_losses: list[float], t_iters: list[float]) -> tuple[float, float]:
+    """Evaluate locally, add it to the record, and print the network-wide progress line."""
+    start = time.perf_counter()
+    acc, loss = evaluate(ctx.net, ctx.strategy.eval_weights(), ctx.data.test,
+                         ctx.cfg.train.eval_batch_size, ctx.device)
+    record.update(test_acc=acc, test_loss=loss, train_loss=sum(batch_losses) / len(batch_losses),
+                  t_eval=time.perf_counter() - start)
+    acc_sum, bytes_sum = ctx.reduce_progress([acc, float(record["bytes_sent_cum"])])
+    if ctx.rank == 0:
+        n = ctx.cfg.agents.num
+        log.info("iter %d/%d  mean test acc %.4f  sent %s (all agents)  %.2f s/iter (median)",
+                 it, ctx.cfg.train.iterations, acc_sum / n, _fmt_bytes(bytes_sum),
+                 median(t_iters))
+    return acc, loss
+
+
+def _result(ctx: AgentContext, acc: float, loss: float, t_iters: list[float],
+            totals: dict[str, float], mask_ones: float) -> RankResult:
+    """This rank's final figures for the summary."""
+    c = ctx.transport.counters
+    rss, gpu = peak_memory_mb(ctx.device)
+    return RankResult(
+        test_acc=acc, test_loss=loss, bytes_sent=c.bytes_sent, bytes_recv=c.bytes_recv,
+        msgs_sent=c.msgs_sent, message_bytes=c.bytes_sent / c.msgs_sent if c.msgs_sent else 0,
+        mask_ones_sent=mask_ones, median_t_iter=median(t_iters), sum_t_iter=sum(t_iters),
+        sum_t_comm=totals["t_comm"], sum_t_pack=totals["t_pack"],
+        sum_t_compute=totals["t_compute"],
+        peak_rss_mb=rss, peak_gpu_mb=gpu)
+
+
+def _traffic(ctx: AgentContext) -> dict[str, int]:
+    """This iteration's bytes and messages (deltas) plus the running byte totals."""
+    now = ctx.transport.counters.snapshot()
+    before = ctx.last_counters or {k: 0 for k in now}
+    ctx.last_counters = now
+    delta = {k: now[k] - before[k] for k in now}
+    return {**delta, "bytes_sent_cum": now["bytes_sent"], "bytes_recv_cum": now["bytes_recv"]}
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000.0
+    return f"{n:.1f} GB"

@@ -1,0 +1,72 @@
+"""The strategy interface the per-rank loop drives, shared by every algorithm.
+
+An iteration is: `local_step` (local computation on one minibatch), `message` (the payload
+to send every neighbour this round, or None), the loop's exchange, then `receive` (the
+aggregation with what arrived). Round 0 is `message` + `receive` with no local step.
+Algorithms never touch torch.distributed: they see payloads as uint8 numpy arrays.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mcepl_dist.config import AlgorithmConfig
+from mcepl_dist.model import FixedNetwork
+from mcepl_dist.timing import PhaseTimer
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What an algorithm needs to know about its agent."""
+
+    agent: int
+    seed: int
+    retention: float
+    net: FixedNetwork
+    algo: AlgorithmConfig
+    device: torch.device
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+
+    def generator(self, stream: int) -> torch.Generator:
+        """A CPU generator unique to (seed, agent, stream)."""
+        state = np.random.SeedSequence([self.seed, self.agent, stream]).generate_state(1)
+        return torch.Generator().manual_seed(int(state[0]))
+
+
+class Strategy(ABC):
+    """One algorithm's per-rank state and update rules."""
+
+    name: str = "base"
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self.spec = spec
+        self.timer = spec.timer
+
+    @abstractmethod
+    def local_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
+        """Local computation on one minibatch; returns scalars to log (at least `loss`)."""
+
+    @abstractmethod
+    def message(self, round: int) -> np.ndarray | None:
+        """The uint8 payload for every neighbour this round; None = no communication."""
+
+    @abstractmethod
+    def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:
+        """Aggregate the neighbours' payloads of this round (empty when not communicating)."""
+
+    @abstractmethod
+    def eval_weights(self) -> list[Tensor]:
+        """The effective weights the agent's model uses now (for evaluation)."""
+
+    def final_masks(self) -> list[np.ndarray] | None:
+        """Binary masks per layer to save at the end (None if the algorithm has none)."""
+        return None
+
+    def message_stats(self) -> dict[str, float]:
+        """Paper-style accounting of the last message (e.g. ones in the mask)."""
+        return {}

@@ -1,0 +1,38 @@
+"""Bit packing of 0/1 torch tensors for the wire: numpy.packbits on the CPU (about 10x
+faster there), a torch kernel on CUDA so that masks cross to the host already packed.
+Both use numpy's big-endian bit order, so any rank can read any other's payload."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_WEIGHTS_CACHE: dict[torch.device, Tensor] = {}
+
+
+def _bit_weights(device: torch.device) -> Tensor:
+    if device not in _WEIGHTS_CACHE:
+        _WEIGHTS_CACHE[device] = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8,
+                                              device=device)
+    return _WEIGHTS_CACHE[device]
+
+
+def pack_bits(flat: Tensor) -> np.ndarray:
+    """A 1-D 0/1 tensor on any device -> host uint8 bytes, 8 entries per byte."""
+    if flat.device.type == "cpu":
+        return np.packbits(flat.numpy().astype(bool, copy=False))
+    bits = flat.to(torch.uint8)
+    pad = (-bits.numel()) % 8
+    if pad:
+        bits = torch.cat([bits, bits.new_zeros(pad)])
+    packed = (bits.view(-1, 8) * _bit_weights(bits.device)).sum(dim=1, dtype=torch.uint8)
+    return packed.cpu().numpy()
+
+
+def unpack_bits(packed: np.ndarray, count: int, device: torch.device) -> Tensor:
+    """Host uint8 bytes -> the first `count` bits as a uint8 0/1 tensor on `device`."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.unpackbits(packed, count=count))
+    t = torch.from_numpy(packed).to(device, non_blocking=True)
+    return (t.view(-1, 1) & _bit_weights(device)).ne(0).view(-1)[:count].to(torch.uint8)

@@ -1,0 +1,94 @@
+"""The equations of MCE-PL as small pure functions on one layer's tensors.
+
+Names follow ALGORITHM.md: z scores, m binary mask (stored as 0/1 floats), p the mean of
+the neighbours' masks, G the straight-through gradient, y the aggregation tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def keep_count(numel: int, ratio: float) -> int:
+    """Ones kept by Thres (eq. 3): numel - floor((1 - r) * numel), robust to float error."""
+    dropped = math.floor(round((1.0 - ratio) * numel, 6))
+    return numel - dropped
+
+
+def thres(magnitude: Tensor, ratio: float) -> Tensor:
+    """Thres (eq. 3): a 0/1 mask keeping exactly the top-r fraction of entries of one layer."""
+    k = keep_count(magnitude.numel(), ratio)
+    flat = magnitude.reshape(-1)
+    mask = torch.zeros_like(flat)
+    if k > 0:
+        mask[torch.topk(flat, k, sorted=False).indices] = 1.0
+    return mask.view_as(magnitude)
+
+
+def fil(mask: Tensor, threshold: int) -> Tensor:
+    """Fil (eq. 10): zero every output filter/row (dim 0) keeping `threshold` or fewer ones."""
+    if threshold <= 0:
+        return mask
+    counts = mask.reshape(mask.shape[0], -1).sum(dim=1)
+    keep = (counts > threshold).to(mask.dtype)
+    return mask * keep.view(-1, *([1] * (mask.dim() - 1)))
+
+
+def mask_from(y: Tensor, ratio: float, fil_threshold: int) -> Tensor:
+    """m = Fil[Thres(|y|)] (eqs. 16b and 19)."""
+    return fil(thres(y.abs(), ratio), fil_threshold)
+
+
+def mean_abs(z: Tensor) -> Tensor:
+    """c(z): the mean of |z| over the layer, a constant (no gradient flows through it)."""
+    return z.detach().abs().mean()
+
+
+def aggregation_tensor(z: Tensor, p: Tensor) -> Tensor:
+    """y = z + c(z) * sign(z) * p (eqs. 16a and 18, with the mean the paper's (11) uses)."""
+    return z + mean_abs(z) * torch.sign(z) * p
+
+
+def straight_through_grad(grad_effective: Tensor, w: Tensor, z: Tensor) -> Tensor:
+    """G = (dL/dw_eff) * w * sign(z) (eq. 4/15): the gradient passed straight to the scores."""
+    return grad_effective * w * torch.sign(z)
+
+
+def group_lasso(z: Tensor, lam: float) -> Tensor:
+    """R(z) = lam * sum over output filters/rows of ||z_row||_2 (eqs. 5-7) for one layer."""
+    return lam * z.reshape(z.shape[0], -1).norm(dim=1).sum()
+
+
+def group_lasso_grad(z: Tensor, lam: float, eps: float = 1e-12) -> Tensor:
+    """dR/dz = lam * z / ||z_row||_2 (zero for an all-zero row)."""
+    rows = z.reshape(z.shape[0], -1)
+    norms = rows.norm(dim=1, keepdim=True)
+    grad = torch.where(norms > eps, rows / norms.clamp_min(eps), torch.zeros_like(rows))
+    return (lam * grad).view_as(z)
+
+
+def fine_tune(z_half: Tensor, grad: Tensor, p: Tensor, eta_ft: float) -> Tensor:
+    """z^k = z^{k-1/2} - eta_ft * G * p (eq. 17): only entries the neighbours keep move."""
+    return z_half - eta_ft * grad * p
+
+
+def neighbor_mean(masks: Sequence[Tensor], like: Tensor) -> Tensor:
+    """p = (1/|N|) * sum of the neighbours' masks; zeros when there are no neighbours."""
+    if not masks:
+        return torch.zeros_like(like)
+    return torch.stack(list(masks)).mean(dim=0)
+
+
+def sgd_direction(
+    grad: Tensor, z: Tensor, buf: Tensor | None, weight_decay: float, momentum: float
+) -> tuple[Tensor, Tensor | None]:
+    """The step direction of SGD with L2 and heavy-ball momentum (as torch.optim.SGD)."""
+    d = grad + weight_decay * z if weight_decay else grad
+    if momentum:
+        buf = d.clone() if buf is None else momentum * buf + d
+        return buf, buf
+    return d, None

@@ -1,0 +1,107 @@
+"""The paper's masked AlexNet for CIFAR-10 with fixed weights w drawn from a shared seed.
+
+The network is functional: `forward(x, weights)` takes the effective weights w * m of the
+five masked layers, so an algorithm can pass masked, dense or sparse weights and read the
+gradient with respect to them. w is regenerated on every rank from `seed`; it is never sent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LAYER_NAMES = ("conv1", "conv2", "conv3", "fc1", "fc2")
+CONV_LAYERS = 3
+# (size, alpha, beta) of the LocalResponseNorm after each conv layer (ALGORITHM.md).
+_LRN = ((4, 2e-5, 0.75), (4, 1e-4, 0.75), (4, 1e-4, 0.75))
+_POOL_PAD = (0, 0, 1)
+
+
+def layer_shapes(width: float = 1.0, num_classes: int = 10) -> list[tuple[int, ...]]:
+    """Shapes of the five masked weight tensors for a width multiplier."""
+    c1, c2, c3, f1 = (max(1, round(n * width)) for n in (64, 128, 256, 192))
+    return [(c1, 3, 5, 5), (c2, c1, 5, 5), (c3, c2, 5, 5), (f1, c3 * 4), (num_classes, f1)]
+
+
+def fan_in(shape: tuple[int, ...]) -> int:
+    """Inputs feeding one output unit: in_channels * kernel area, or in_features."""
+    return math.prod(shape[1:])
+
+
+def init_weight(shape: tuple[int, ...], scheme: str, gen: torch.Generator,
+                retention: float) -> Tensor:
+    """One fixed weight tensor drawn by `scheme` (ALGORITHM.md's weight_init table)."""
+    std = math.sqrt(2.0 / fan_in(shape))
+    if scheme == "kaiming_normal":
+        return torch.randn(shape, generator=gen) * std
+    if scheme == "kaiming_scaled":
+        return torch.randn(shape, generator=gen) * std / math.sqrt(retention)
+    if scheme == "signed_constant":
+        signs = torch.randint(0, 2, shape, generator=gen) * 2.0 - 1.0
+        return signs * std / math.sqrt(retention)
+    if scheme == "torch_default":
+        bound = 1.0 / math.sqrt(fan_in(shape))
+        return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+    if scheme == "uniform":
+        return torch.rand(shape, generator=gen) * 2 - 1
+    raise ValueError(f"unknown weight_init {scheme!r}")
+
+
+@dataclass(frozen=True)
+class FixedNetwork:
+    """The shared random network: fixed masked weights w and fixed fc biases."""
+
+    weights: tuple[Tensor, ...]
+    biases: tuple[Tensor, Tensor]
+    logits_elu: bool = False
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(w.shape) for w in self.weights]
+
+    @property
+    def num_masked(self) -> int:
+        return sum(w.numel() for w in self.weights)
+
+    def to(self, device: torch.device) -> FixedNetwork:
+        return FixedNetwork(tuple(w.to(device) for w in self.weights),
+                            (self.biases[0].to(device), self.biases[1].to(device)),
+                            self.logits_elu)
+
+
+def build_network(seed: int, width: float = 1.0, weight_init: str = "kaiming_normal",
+                  logits_elu: bool = False, init_retention: float = 1.0) -> FixedNetwork:
+    """Draw w (and the fc biases) on the CPU from `seed`: identical on every rank and device.
+
+    `init_retention` only matters for the schemes scaled by 1/sqrt(r).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shapes = layer_shapes(width)
+    weights = tuple(init_weight(s, weight_init, gen, init_retention) for s in shapes)
+    biases = tuple(
+        (torch.rand(shapes[i][0], generator=gen) * 2 - 1) / math.sqrt(fan_in(shapes[i]))
+        for i in (3, 4)
+    )
+    return FixedNetwork(weights, (biases[0], biases[1]), logits_elu)
+
+
+def forward(net: FixedNetwork, x: Tensor, weights: list[Tensor]) -> Tensor:
+    """Logits of the masked AlexNet given the effective weights of its five layers."""
+    h = x
+    for i in range(CONV_LAYERS):
+        h = F.elu(F.conv2d(h, weights[i], stride=1, padding=1))
+        size, alpha, beta = _LRN[i]
+        h = F.local_response_norm(h, size, alpha=alpha, beta=beta)
+        h = F.max_pool2d(h, kernel_size=3, stride=2, padding=_POOL_PAD[i])
+    h = F.elu(F.linear(h.flatten(1), weights[3], net.biases[0]))
+    logits = F.linear(h, weights[4], net.biases[1])
+    return F.elu(logits) if net.logits_elu else logits
+
+
+def normalize(images_uint8: Tensor) -> Tensor:
+    """uint8 pixels -> float in [-1, 1] (mean 0.5, std 0.5 per channel)."""
+    return images_uint8.float().div_(127.5).sub_(1.0)

@@ -1,0 +1,183 @@
+"""Entry point, one process per agent:
+
+    torchrun --nproc_per_node=20 -m mcepl_dist.run                 # the paper's Table II setting
+    torchrun --nproc_per_node=4 -m mcepl_dist.run --config configs/quickstart.yaml --out runs/demo
+
+Validates everything (config, world size, graph, data) before the process group forms, so
+bad input ends every rank with one line and exit code 2 and leaves no run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcepl_dist import dist
+from mcepl_dist.agent import AgentContext, train
+from mcepl_dist.algorithms import AgentSpec, build_strategy
+from mcepl_dist.config import Config, dump_config, load_config, resolve_path
+from mcepl_dist.data import AgentData, check_data, label_table, load_agent_data
+from mcepl_dist.errors import ConfigError, UserError
+from mcepl_dist.metrics import (
+    MetricsWriter,
+    RankResult,
+    atomic_write,
+    save_masks,
+    summarize,
+    write_json,
+)
+from mcepl_dist.model import build_network
+from mcepl_dist.timing import PhaseTimer
+from mcepl_dist.topology import build_graph, neighbors
+from mcepl_dist.transport import PeerTransport
+
+log = logging.getLogger("mcepl_dist")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What one rank has validated and loaded before joining the process group."""
+
+    cfg: Config
+    env: dist.DistEnv
+    adjacency: np.ndarray
+    data: AgentData
+    device: torch.device
+    backend: str
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m mcepl_dist.run",
+                                 description="Run one agent of an MCE-PL job (start with torchrun).")
+    ap.add_argument("--config", help="YAML config (default: the paper's Table II setting)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set train.iterations=50 (repeatable)")
+    ap.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
+    return ap.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> Prepared:
+    """Everything that can fail on bad input, in order, before any rank talks to another."""
+    cfg = load_config(args.config, args.overrides)
+    env = dist.env_from_torchrun()
+    if env.world_size != cfg.agents.num:
+        raise ConfigError(f"world size {env.world_size} != agents.num {cfg.agents.num}: start "
+                          f"torchrun with --nproc_per_node={cfg.agents.num} (or set agents.num)")
+    topo = cfg.topology
+    adjacency = build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
+                            max_tries=topo.max_tries,
+                            path=resolve_path(cfg, topo.path) if topo.path else None)
+    table = label_table(cfg)
+    check_data(cfg)
+    if args.out:
+        _check_out_dir(Path(args.out))
+    device, backend = dist.choose_device(env, cfg.comm.device, cfg.comm.backend)
+    return Prepared(cfg, env, adjacency, load_agent_data(cfg, env.rank, table), device, backend)
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"output directory {out} exists and is not empty")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"output directory {out} is not writable ({parent})")
+
+
+def make_run_dir(cfg: Config, out: str | None, rank: int) -> Path:
+    """Rank 0 names and creates the run directory; every rank learns the same name."""
+    stamp = dist.broadcast_int(int(time.strftime("%Y%m%d%H%M%S")) if rank == 0 else 0)
+    run_dir = Path(out) if out else Path("runs") / f"{cfg.name}-{stamp}"
+    if rank == 0:
+        (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.yaml", dump_config(cfg))
+    dist.barrier()
+    return run_dir
+
+
+def run(prep: Prepared, out: str | None) -> None:
+    """Join the process group, train, and write the run directory."""
+    cfg, env, device, backend = prep.cfg, prep.env, prep.device, prep.backend
+    threads = dist.set_cpu_threads(env)
+    dist.init_process_group(env, backend, device, cfg.comm.timeout_s)
+    try:
+        run_dir = make_run_dir(cfg, out, env.rank)
+        if env.rank == 0:
+            log.info("run dir %s | %d agents, %s on %s over %s, %d CPU threads per rank",
+                     run_dir, env.world_size, cfg.algorithm.name, device, backend, threads)
+        timer = PhaseTimer(sync=(lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None)
+        retention = cfg.agents.ratio(env.rank)
+        mean_r = float(np.mean([cfg.agents.ratio(i) for i in range(cfg.agents.num)]))
+        net = build_network(cfg.seed, cfg.model.width, cfg.model.weight_init,
+                            cfg.model.logits_elu, init_retention=mean_r).to(device)
+        spec = AgentSpec(agent=env.rank, seed=cfg.seed, retention=retention, net=net,
+                         algo=cfg.algorithm, device=device, timer=timer)
+        transport = PeerTransport(env.rank, neighbors(prep.adjacency, env.rank), timer,
+                                  device if backend == "nccl" else None)
+        writer = MetricsWriter(run_dir / "metrics" / f"rank{env.rank}.jsonl")
+        ctx = AgentContext(cfg=cfg, rank=env.rank, device=device, net=net, data=prep.data,
+                           strategy=build_strategy(spec), transport=transport, timer=timer,
+                           writer=writer, reduce_progress=dist.all_reduce_sum)
+        start = time.perf_counter()
+        result = train(ctx)
+        writer.close()
+        finish(ctx, run_dir, result, time.perf_counter() - start)
+    finally:
+        dist.destroy_process_group()
+
+
+def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float) -> None:
+    """Save this rank's masks; rank 0 gathers every rank's figures into summary.json."""
+    masks = ctx.strategy.final_masks()
+    if ctx.cfg.output.save_masks and masks is not None:
+        save_masks(run_dir / "masks" / f"agent{ctx.rank}.npz", masks)
+    vectors = dist.all_gather_floats(result.to_vector())
+    if ctx.rank == 0:
+        results = [RankResult.from_vector(v) for v in vectors]
+        summary = summarize(ctx.cfg.algorithm.name, ctx.cfg.train.iterations, wall, results,
+                            ctx.net.num_masked)
+        write_json(run_dir / "summary.json", summary)
+        log.info("done: mean test acc %.4f | %d B per message | %.2f s/iter | comm %.1f%% | %s",
+                 summary["final_mean_test_acc"], summary["bytes_per_message"],
+                 summary["median_t_iter_s"], 100 * summary["comm_fraction"], run_dir)
+
+
+def _setup_logging(rank: int) -> None:
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank {rank}] %(message)s", datefmt="%H:%M:%S")
+
+
+def _single_process_defaults() -> None:
+    """Let `python -m mcepl_dist.run` work without torchrun for a one-agent config."""
+    if "MASTER_ADDR" not in os.environ:
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = dist.env_from_torchrun()
+    _setup_logging(env.rank)
+    _single_process_defaults()
+    try:
+        prep = prepare(args)
+    except UserError as exc:
+        if env.local_rank == 0:
+            print(f"mcepl_dist: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    run(prep, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

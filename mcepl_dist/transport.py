@@ -1,0 +1,100 @@
+"""Point-to-point exchange with graph neighbours: the only module that sends and receives.
+
+Each round a rank frames its payload once, posts one send to and one receive from every
+neighbour (batch_isend_irecv: no ordering deadlock, never a send to itself), waits for all,
+then checks every received header. No global barrier: a rank waits only for its neighbours.
+Bytes are counted as what is handed to torch.distributed, header included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mcepl_dist.codec import HEADER_BYTES, check_frame, encode_frame
+from mcepl_dist.timing import PhaseTimer
+
+
+@dataclass
+class CommCounters:
+    """Running totals of what this rank put on and took off the wire."""
+
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    msgs_sent: int = 0
+    msgs_recv: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {"bytes_sent": self.bytes_sent, "bytes_recv": self.bytes_recv,
+                "msgs_sent": self.msgs_sent, "msgs_recv": self.msgs_recv}
+
+
+class Transport(Protocol):
+    """What an algorithm and the per-rank loop see: send one payload to all neighbours and
+    get one back from each."""
+
+    neighbors: Sequence[int]
+    counters: CommCounters
+
+    def exchange(self, round: int, payload: np.ndarray) -> dict[int, np.ndarray]:
+        """Send `payload` (uint8) to every neighbour; return each neighbour's payload."""
+        ...
+
+
+class PeerTransport:
+    """Neighbour exchange over an initialised torch.distributed process group."""
+
+    def __init__(self, rank: int, neighbors: Sequence[int], timer: PhaseTimer,
+                 device: torch.device | None = None) -> None:
+        if rank in neighbors:
+            raise ValueError(f"rank {rank} lists itself as a neighbour")
+        self.rank = rank
+        self.neighbors = list(neighbors)
+        self.timer = timer
+        self.device = device or torch.device("cpu")  # cuda only for the nccl backend
+        self.counters = CommCounters()
+
+    def exchange(self, round: int, payload: np.ndarray) -> dict[int, np.ndarray]:
+        """One synchronous round with the neighbours (see the module docstring)."""
+        with self.timer.phase("pack"):
+            frame = encode_frame(payload, round=round, sender=self.rank)
+            send = torch.from_numpy(frame).to(self.device)
+            recv = {j: torch.empty(frame.size, dtype=torch.uint8, device=self.device)
+                    for j in self.neighbors}
+        with self.timer.phase("comm"):
+            self._send_recv(round, send, recv)
+        with self.timer.phase("pack"):
+            out = {j: check_frame(buf.cpu().numpy(), round=round, sender=j,
+                                  payload_len=payload.size) for j, buf in recv.items()}
+        n = len(self.neighbors)
+        self.counters.bytes_sent += frame.size * n
+        self.counters.bytes_recv += frame.size * n
+        self.counters.msgs_sent += n
+        self.counters.msgs_recv += n
+        return out
+
+    def _send_recv(self, round: int, send: torch.Tensor, recv: dict[int, torch.Tensor]) -> None:
+        if not self.neighbors:
+            return
+        ops = [dist.P2POp(dist.isend, send, j) for j in self.neighbors]
+        ops += [dist.P2POp(dist.irecv, buf, j) for j, buf in recv.items()]
+        reqs = dist.batch_isend_irecv(ops)
+        # gloo returns one request per op; nccl may coalesce them into one for all peers.
+        peers: list[object] = ([op.peer for op in ops] if len(reqs) == len(ops)
+                               else [self.neighbors] * len(reqs))
+        for req, peer in zip(reqs, peers, strict=True):
+            try:
+                req.wait()
+            except RuntimeError as exc:
+                raise RuntimeError(f"rank {self.rank}, round {round}: exchange with neighbour "
+                                   f"{peer} failed: {str(exc).splitlines()[0]}") from exc
+
+
+def frame_bytes(payload_len: int) -> int:
+    """Size of one frame on the wire for a payload of `payload_len` bytes."""
+    return HEADER_BYTES + payload_len
