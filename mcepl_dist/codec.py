@@ -75,7 +75,9 @@ class Header:
     crc32: int
 
 
-def encode_frame(payload: np.ndarray, *, round: int, sender: int, kind: int = KIND_MASK) -> np.ndarray:
+def encode_frame(
+    payload: np.ndarray, *, round: int, sender: int, kind: int = KIND_MASK
+) -> np.ndarray:
     """Header + payload as one contiguous uint8 buffer, ready to hand to the transport."""
     body = np.ascontiguousarray(payload, dtype=np.uint8).reshape(-1)
     crc = zlib.crc32(body.data) & 0xFFFFFFFF

@@ -38,7 +38,7 @@ class AlgorithmConfig:
     """Which algorithm runs and its knobs (ALGORITHM.md, 'One MCE-PL iteration')."""
 
     name: str = "mcepl"
-    eta: float = 10.0  # learning rate on the scores z (step 1)
+    eta: float = 1.0  # learning rate on the scores z (step 1); paper: 1.0, authors' code: 10
     eta_ft: float | None = None  # fine-tuning rate (step 4); None = eta, as in the paper
     lam: float = 0.001  # group-lasso weight lambda (eq. 5-7); 0 disables
     fil_threshold: int = 20  # Fil zeroes filters/rows keeping <= this many ones; 0 disables
@@ -218,7 +218,10 @@ class Config:
 
 def packaged_file(name: str) -> Path:
     """Path of a file shipped in the package's configs (works in a wheel and a checkout)."""
-    return Path(str(importlib.resources.files("mcepl_dist.configs").joinpath(name)))
+    try:
+        return Path(str(importlib.resources.files("mcepl_dist.configs").joinpath(name)))
+    except ModuleNotFoundError:  # run from a source tree on PYTHONPATH, not installed
+        return Path(__file__).resolve().parent.parent / "configs" / name
 
 
 def resolve_path(cfg: Config, path: str) -> Path:
@@ -277,13 +280,13 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]!r}; valid keys here: "
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: "
                           f"{', '.join(sorted(fields))}")
     kwargs: dict[str, Any] = {}
     for name, value in raw.items():
         tp = hints[name]
         key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, key + ".")
         else:
             kwargs[name] = _coerce(value, tp, key)

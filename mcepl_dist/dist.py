@@ -65,9 +65,9 @@ def init_process_group(env: DistEnv, backend: str, device: torch.device,
     """Join the job's process group, with a timeout so a lost peer ends the run."""
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    kwargs = {"device_id": device} if backend == "nccl" else {}
     dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size,
-                            timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+                            timeout=datetime.timedelta(seconds=timeout_s),
+                            device_id=device if backend == "nccl" else None)
 
 
 def destroy_process_group() -> None:

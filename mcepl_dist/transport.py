@@ -38,7 +38,11 @@ class Transport(Protocol):
     """What an algorithm and the per-rank loop see: send one payload to all neighbours and
     get one back from each."""
 
-    neighbors: Sequence[int]
+    @property
+    def neighbors(self) -> Sequence[int]:
+        """Ranks this one exchanges with."""
+        ...
+
     counters: CommCounters
 
     def exchange(self, round: int, payload: np.ndarray) -> dict[int, np.ndarray]:
@@ -54,10 +58,14 @@ class PeerTransport:
         if rank in neighbors:
             raise ValueError(f"rank {rank} lists itself as a neighbour")
         self.rank = rank
-        self.neighbors = list(neighbors)
+        self._neighbors = list(neighbors)
         self.timer = timer
         self.device = device or torch.device("cpu")  # cuda only for the nccl backend
         self.counters = CommCounters()
+
+    @property
+    def neighbors(self) -> Sequence[int]:
+        return self._neighbors
 
     def exchange(self, round: int, payload: np.ndarray) -> dict[int, np.ndarray]:
         """One synchronous round with the neighbours (see the module docstring)."""

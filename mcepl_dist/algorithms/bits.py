@@ -22,17 +22,26 @@ def pack_bits(flat: Tensor) -> np.ndarray:
     """A 1-D 0/1 tensor on any device -> host uint8 bytes, 8 entries per byte."""
     if flat.device.type == "cpu":
         return np.packbits(flat.numpy().astype(bool, copy=False))
+    return pack_bits_torch(flat).cpu().numpy()
+
+
+def pack_bits_torch(flat: Tensor) -> Tensor:
+    """The packing kernel on `flat`'s own device (used on CUDA; testable on the CPU)."""
     bits = flat.to(torch.uint8)
     pad = (-bits.numel()) % 8
     if pad:
         bits = torch.cat([bits, bits.new_zeros(pad)])
-    packed = (bits.view(-1, 8) * _bit_weights(bits.device)).sum(dim=1, dtype=torch.uint8)
-    return packed.cpu().numpy()
+    return (bits.view(-1, 8) * _bit_weights(bits.device)).sum(dim=1, dtype=torch.uint8)
 
 
 def unpack_bits(packed: np.ndarray, count: int, device: torch.device) -> Tensor:
     """Host uint8 bytes -> the first `count` bits as a uint8 0/1 tensor on `device`."""
     if device.type == "cpu":
         return torch.from_numpy(np.unpackbits(packed, count=count))
-    t = torch.from_numpy(packed).to(device, non_blocking=True)
-    return (t.view(-1, 1) & _bit_weights(device)).ne(0).view(-1)[:count].to(torch.uint8)
+    return unpack_bits_torch(torch.from_numpy(packed).to(device), count)
+
+
+def unpack_bits_torch(packed: Tensor, count: int) -> Tensor:
+    """The unpacking kernel on `packed`'s own device (used on CUDA; testable on the CPU)."""
+    bits = (packed.view(-1, 1) & _bit_weights(packed.device)).ne(0)
+    return bits.view(-1)[:count].to(torch.uint8)

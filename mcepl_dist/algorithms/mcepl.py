@@ -97,7 +97,8 @@ class MCEPL(Strategy):
         with self.timer.phase("finetune"):
             if payloads:
                 eta_ft = self.spec.algo.fine_tune_rate
-                self.z = [M.fine_tune(z, g, p, eta_ft) for z, g, p in zip(self.z, self.grad, self.p)]
+                self.z = [M.fine_tune(z, g, p, eta_ft)
+                          for z, g, p in zip(self.z, self.grad, self.p)]
         with self.timer.phase("aggregate"):
             self.m = self._masks(self.p)
             self.m_half = self.m

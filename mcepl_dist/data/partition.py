@@ -38,7 +38,8 @@ def validate_label_table(table: object, num_agents: int, labels_per_agent: int,
     for i, row in enumerate(table):
         ok = (isinstance(row, list) and len(row) == labels_per_agent
               and len(set(row)) == len(row)
-              and all(isinstance(v, int) and 0 <= v < NUM_CLASSES for v in row))
+              and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < NUM_CLASSES
+                      for v in row))
         if not ok:
             raise ConfigError(f"{source}: row {i} must be {labels_per_agent} distinct labels "
                               f"in 0..9, got {row!r}")
