@@ -40,7 +40,7 @@ class AlgorithmConfig:
     name: str = "mcepl"
     eta: float = 1.0  # learning rate on the scores z (step 1); paper: 1.0, authors' code: 10
     eta_ft: float | None = None  # fine-tuning rate (step 4); None = eta, as in the paper
-    lam: float = 0.001  # group-lasso weight lambda (eq. 5-7); 0 disables
+    lam: float = 0.0  # group-lasso weight lambda (eqs. 5-7); paper 0.001 (README: it collapses)
     fil_threshold: int = 20  # Fil zeroes filters/rows keeping <= this many ones; 0 disables
     fc_retention: float | None = None  # None = r_i for FC layers too (paper); authors: 0.9
     neighbor_init: Literal["exchange", "bernoulli"] = "exchange"  # masks before iteration 1
@@ -159,7 +159,7 @@ class TrainConfig:
     iterations: int = 400
     batch_size: int = 128
     eval_every: int = 20  # also evaluated at the last iteration; 0 = only at the end
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 250  # small: 20 ranks x a 1000-image forward pass overflow 24 GiB
     log_every: int = 1  # progress line cadence on rank 0
 
     def __post_init__(self) -> None:

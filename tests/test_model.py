@@ -140,3 +140,16 @@ def test_normalize_maps_to_minus_one_one() -> None:
     out = MD.normalize(x)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, torch.tensor([-1.0, 127 / 127.5 - 1, 1.0]))
+
+
+@pytest.mark.parametrize(("channels", "size", "alpha"), [(64, 4, 2e-5), (16, 4, 1e-4),
+                                                         (7, 5, 1e-3), (3, 2, 1e-2)])
+def test_fast_local_response_norm_matches_torch(channels: int, size: int, alpha: float) -> None:
+    gen = torch.Generator().manual_seed(channels)
+    x = (torch.randn(4, channels, 9, 9, generator=gen) * 20).requires_grad_()
+    ours = MD.local_response_norm(x, size, alpha, 0.75)
+    ref = F.local_response_norm(x, size, alpha=alpha, beta=0.75)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    g_ours, = torch.autograd.grad(ours.square().sum(), x)
+    g_ref, = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-5)

@@ -56,13 +56,10 @@ def load_agent_data(cfg: Config, agent: int, table: list[list[int]]) -> AgentDat
             labels=table[agent],
         )
     root = d.resolved_root()
-    full = cifar10.load_split(root, train=True)
-    tr = train_indices(full.labels, table, agent, d.train_fraction)
-    train = Split(images=full.images[tr].copy(), labels=full.labels[tr].copy())
-    del full
-    test_full = cifar10.load_split(root, train=False)
-    te = test_indices(test_full.labels, table[agent])
-    test = Split(images=test_full.images[te].copy(), labels=test_full.labels[te].copy())
+    train = cifar10.load_split(
+        root, train=True, select=lambda lab: train_indices(lab, table, agent, d.train_fraction))
+    test = cifar10.load_split(root, train=False,
+                              select=lambda lab: test_indices(lab, table[agent]))
     return AgentData(train=train, test=test, labels=table[agent])
 
 
