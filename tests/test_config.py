@@ -31,7 +31,8 @@ def test_default_values_are_the_papers() -> None:
     assert cfg.agents.retention[:5] == [0.4, 0.4, 0.3, 0.2, 0.1]
     assert [cfg.agents.ratio(i) for i in (0, 4, 19)] == [0.4, 0.1, 0.3]
     assert cfg.algorithm.name == "mcepl"
-    assert cfg.algorithm.lam == 0.001
+    assert cfg.algorithm.eta == 1.0
+    assert cfg.algorithm.lam == 0.0  # measured: the paper's 0.001 collapses (docs)
     assert cfg.algorithm.fil_threshold == 20
     assert cfg.algorithm.fine_tune_rate == cfg.algorithm.eta  # eta_ft null = eta
     assert cfg.data.labels_per_agent == 4
@@ -55,7 +56,7 @@ def test_quickstart_loads() -> None:
     assert cfg.train.iterations == 100
     assert cfg.train.batch_size == 64
     # keys the file leaves out keep their defaults
-    assert cfg.algorithm.lam == 0.001
+    assert cfg.algorithm.lam == C.AlgorithmConfig().lam
     assert cfg.comm == C.CommConfig()
 
 
