@@ -195,25 +195,16 @@ def test_edge_list_file_with_two_edges(tmp_path: Path) -> None:
     np.testing.assert_array_equal(adj, [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
 
 
-def test_edge_list_node_out_of_range(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "n", "message"), [
+    ("0 1\n1 2\n2 7\n", 4, "outside"),
+    ("0 1\n1 2\n2 2\n", 3, "self loop"),
+    ("0 1\n2 3\n1 0\n", 4, "not connected"),
+])
+def test_bad_edge_lists(tmp_path: Path, text: str, n: int, message: str) -> None:
     f = tmp_path / "edges.txt"
-    f.write_text("0 1\n1 2\n2 7\n")
-    with pytest.raises(TopologyError, match="outside"):
-        T.load_graph_file(f, 4)
-
-
-def test_edge_list_self_loop(tmp_path: Path) -> None:
-    f = tmp_path / "edges.txt"
-    f.write_text("0 1\n1 2\n2 2\n")
-    with pytest.raises(TopologyError, match="self loop"):
-        T.load_graph_file(f, 3)
-
-
-def test_edge_list_disconnected(tmp_path: Path) -> None:
-    f = tmp_path / "edges.txt"
-    f.write_text("0 1\n2 3\n1 0\n")
-    with pytest.raises(TopologyError, match="not connected"):
-        T.load_graph_file(f, 4)
+    f.write_text(text)
+    with pytest.raises(TopologyError, match=message):
+        T.load_graph_file(f, n)
 
 
 def test_empty_and_non_numeric_files(tmp_path: Path) -> None:
