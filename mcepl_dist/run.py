@@ -95,13 +95,21 @@ def _check_out_dir(out: Path) -> None:
 
 def make_run_dir(cfg: Config, out: str | None, rank: int) -> Path:
     """Rank 0 names and creates the run directory; every rank learns the same name."""
-    stamp = dist.broadcast_int(int(time.strftime("%Y%m%d%H%M%S")) if rank == 0 else 0)
+    stamp = dist.broadcast_int(_fresh_stamp(cfg.name) if rank == 0 else 0)
     run_dir = Path(out) if out else Path("runs") / f"{cfg.name}-{stamp}"
     if rank == 0:
         (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", dump_config(cfg))
     dist.barrier()
     return run_dir
+
+
+def _fresh_stamp(name: str) -> int:
+    """A YYYYmmddHHMMSS stamp whose default run directory does not exist yet."""
+    stamp = int(time.strftime("%Y%m%d%H%M%S"))
+    while (Path("runs") / f"{name}-{stamp}").exists():
+        stamp += 1  # two runs started within one second: take the next free name
+    return stamp
 
 
 def run(prep: Prepared, out: str | None) -> None:

@@ -33,7 +33,8 @@ def validate_label_table(table: object, num_agents: int, labels_per_agent: int,
     """Check: one row per agent, each row `labels_per_agent` distinct labels in 0..9."""
     if not isinstance(table, list) or len(table) != num_agents:
         n = len(table) if isinstance(table, list) else "no"
-        raise ConfigError(f"{source}: label table has {n} rows, need {num_agents} (one per agent)")
+        raise ConfigError(f"{source}: label table has {n} rows, need {num_agents} (one per "
+                          f"agent); set data.label_table: null for seeded random labels")
     out = []
     for i, row in enumerate(table):
         ok = (isinstance(row, list) and len(row) == labels_per_agent
