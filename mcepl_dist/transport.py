@@ -3,7 +3,9 @@
 Each round a rank frames its payload once, posts one send to and one receive from every
 neighbour (batch_isend_irecv: no ordering deadlock, never a send to itself), waits for all,
 then checks every received header. No global barrier: a rank waits only for its neighbours.
-Bytes are counted as what is handed to torch.distributed, header included.
+Bytes are counted as what is handed to torch.distributed, header included. Every rank's
+payload has the same length (masks of the one shared model), so receive buffers are sized
+from the rank's own frame; a neighbour whose frame differs is reported by the header check.
 """
 
 from __future__ import annotations
