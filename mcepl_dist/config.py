@@ -333,6 +333,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return dataclasses.replace(cfg, base_dir=base_dir)
 
 
+def with_resolved_paths(cfg: Config) -> Config:
+    """The config with file paths made absolute, unless they name a file the package ships,
+    so the run directory's config.yaml works from anywhere."""
+
+    def fix(path: str | None) -> str | None:
+        if path is None or resolve_path(cfg, path) == packaged_file(path):
+            return path
+        return str(resolve_path(cfg, path).resolve())
+
+    return dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, label_table=fix(cfg.data.label_table)),
+        topology=dataclasses.replace(cfg.topology, path=fix(cfg.topology.path)),
+    )
+
+
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The resolved config as plain data (for config.yaml in the run directory)."""
     data = dataclasses.asdict(cfg)

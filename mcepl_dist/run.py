@@ -24,7 +24,13 @@ import torch
 from mcepl_dist import dist
 from mcepl_dist.agent import AgentContext, train
 from mcepl_dist.algorithms import AgentSpec, build_strategy
-from mcepl_dist.config import Config, dump_config, load_config, resolve_path
+from mcepl_dist.config import (
+    Config,
+    dump_config,
+    load_config,
+    resolve_path,
+    with_resolved_paths,
+)
 from mcepl_dist.data import AgentData, check_data, label_table, load_agent_data
 from mcepl_dist.errors import ConfigError, UserError
 from mcepl_dist.metrics import (
@@ -99,7 +105,7 @@ def make_run_dir(cfg: Config, out: str | None, rank: int) -> Path:
     run_dir = Path(out) if out else Path("runs") / f"{cfg.name}-{stamp}"
     if rank == 0:
         (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.yaml", dump_config(cfg))
+        atomic_write(run_dir / "config.yaml", dump_config(with_resolved_paths(cfg)))
     dist.barrier()
     return run_dir
 

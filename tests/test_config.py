@@ -268,3 +268,15 @@ def test_resolve_path_prefers_config_dir_then_packaged(tmp_path: Path) -> None:
     cfg = load_config(f)
     assert C.resolve_path(cfg, "mygraph.txt") == tmp_path / "mygraph.txt"
     assert C.resolve_path(cfg, "topology_er20_p05.txt") == packaged_file("topology_er20_p05.txt")
+
+
+def test_resolved_paths_for_the_run_directory(tmp_path: Path) -> None:
+    (tmp_path / "my_graph.txt").write_text("0 1\n")
+    cfg_file = tmp_path / "exp.yaml"
+    cfg_file.write_text("topology:\n  path: my_graph.txt\n")
+    cfg = load_config(cfg_file)
+
+    out = C.with_resolved_paths(cfg)
+
+    assert out.topology.path == str((tmp_path / "my_graph.txt").resolve())
+    assert out.data.label_table == "label_tables.yaml"  # shipped with the package: kept
