@@ -42,6 +42,7 @@ from mcepl_dist.metrics import (
     write_json,
 )
 from mcepl_dist.model import build_network
+from mcepl_dist.plan import describe
 from mcepl_dist.timing import PhaseTimer
 from mcepl_dist.topology import build_graph, neighbors
 from mcepl_dist.transport import PeerTransport
@@ -69,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value, e.g. --set train.iterations=50 (repeatable)")
     ap.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
+    ap.add_argument("--check", action="store_true",
+                    help="validate config, graph and data and print the run's plan; no training "
+                         "(run without torchrun)")
     return ap.parse_args(argv)
 
 
@@ -186,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(env.rank)
     _single_process_defaults()
     try:
+        if args.check:
+            print("\n".join(describe(load_config(args.config, args.overrides))))
+            return 0
         prep = prepare(args)
     except UserError as exc:
         if env.local_rank == 0:

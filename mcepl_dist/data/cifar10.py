@@ -86,6 +86,21 @@ def _read_files(root: Path, names: tuple[str, ...]) -> tuple[list[np.ndarray], n
     return [d for d, _ in parts], np.concatenate([lab for _, lab in parts])
 
 
+def _check_counts(root: Path, train: bool, labels: np.ndarray) -> None:
+    expected = (5000 if train else 1000)
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    if not np.all(counts == expected):
+        raise DataError(f"{root}: expected {expected} images per class in the "
+                        f"{'training' if train else 'test'} split, got {counts.tolist()}")
+
+
+def load_labels(root: Path, train: bool) -> np.ndarray:
+    """The validated labels of a split (the batch files are read and checked whole)."""
+    labels = _read_files(root, TRAIN_FILES if train else (TEST_FILE,))[1]
+    _check_counts(root, train, labels)
+    return labels
+
+
 def load_split(root: Path, train: bool,
                select: Callable[[np.ndarray], np.ndarray] | None = None) -> Split:
     """Load and validate the train or test split.
@@ -94,11 +109,7 @@ def load_split(root: Path, train: bool,
     rows are copied out of the batch files, which keeps a rank's start-up memory small.
     """
     datas, labels = _read_files(root, TRAIN_FILES if train else (TEST_FILE,))
-    expected = (5000 if train else 1000)
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
-    if not np.all(counts == expected):
-        raise DataError(f"{root}: expected {expected} images per class in the "
-                        f"{'training' if train else 'test'} split, got {counts.tolist()}")
+    _check_counts(root, train, labels)
     rows = np.arange(len(labels)) if select is None else np.sort(select(labels))
     file_of = rows // ROWS_PER_FILE
     images = np.concatenate([datas[f][rows[file_of == f] % ROWS_PER_FILE]
