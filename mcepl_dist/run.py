@@ -184,6 +184,23 @@ def _single_process_defaults() -> None:
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
 
 
+ERROR_GRACE_S = 3.0
+
+
+def _report(exc: UserError, env: dist.DistEnv) -> None:
+    """Print one line for a bad input, once per job in the common case.
+
+    Every rank validates the same config, so rank 0 speaks at once; another rank speaks
+    only if it is still alive after a grace period, i.e. when the problem is its own (a
+    data file on its host, say). torchrun ends the other ranks as soon as one exits, so
+    the user sees one line, never none.
+    """
+    if env.rank != 0:
+        time.sleep(ERROR_GRACE_S)
+    where = "" if env.rank == 0 else f" (rank {env.rank})"
+    print(f"mcepl_dist: error{where}: {exc}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = dist.env_from_torchrun()
@@ -195,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         prep = prepare(args)
     except UserError as exc:
-        if env.local_rank == 0:
-            print(f"mcepl_dist: error: {exc}", file=sys.stderr)
+        _report(exc, env)
         return exc.exit_code
     run(prep, args.out)
     return 0
