@@ -45,8 +45,17 @@ def packed_size(count: int) -> int:
     return (count + 7) // 8
 
 
+def frame_bytes(payload_len: int) -> int:
+    """Size of one frame on the wire for a payload of `payload_len` bytes."""
+    return HEADER_BYTES + payload_len
+
+
 def pack_masks(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """All layers' masks, in order, concatenated and packed at 1 bit per entry."""
+    """All layers' masks, in order, concatenated and packed at 1 bit per entry.
+
+    The reference definition of a mask payload: strategies build the same bytes on the
+    tensors' own device (algorithms/bits.py), and the tests hold the two equal.
+    """
     flat = np.concatenate([np.asarray(m, dtype=bool).reshape(-1) for m in masks])
     return np.packbits(flat)
 

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from mcepl_dist.codec import pack_bits, unpack_bits
 from mcepl_dist.model import LAYER_NAMES
 
 
@@ -97,7 +98,7 @@ def save_masks(path: Path, masks: list[np.ndarray]) -> None:
     """masks/agent<i>.npz: each layer packed at 1 bit per entry, with its shape."""
     arrays: dict[str, np.ndarray] = {}
     for name, m in zip(LAYER_NAMES, masks, strict=True):
-        arrays[f"{name}_packed"] = np.packbits(m.reshape(-1))
+        arrays[f"{name}_packed"] = pack_bits(m)
         arrays[f"{name}_shape"] = np.asarray(m.shape, dtype=np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
@@ -111,8 +112,7 @@ def load_masks(path: Path) -> list[np.ndarray]:
         out = []
         for name in LAYER_NAMES:
             shape = tuple(int(s) for s in f[f"{name}_shape"])
-            bits = np.unpackbits(f[f"{name}_packed"], count=int(np.prod(shape)))
-            out.append(bits.astype(bool).reshape(shape))
+            out.append(unpack_bits(f[f"{name}_packed"], int(np.prod(shape))).reshape(shape))
         return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcepl_dist.codec import HEADER_BYTES, packed_size
+from mcepl_dist.codec import HEADER_BYTES, frame_bytes, packed_size
 from mcepl_dist.config import Config, resolve_path
 from mcepl_dist.data import check_data, label_table
 from mcepl_dist.data.cifar10 import load_labels
@@ -36,7 +36,7 @@ def describe(cfg: Config) -> list[str]:
     tr_labels, te_labels = _labels(cfg, True), _labels(cfg, False)
     degrees = adj.sum(axis=1)
     masked = sum(int(np.prod(s)) for s in layer_shapes(cfg.model.width))
-    frame = HEADER_BYTES + packed_size(masked)
+    frame = frame_bytes(packed_size(masked))
     sends = cfg.algorithm.name != "ind_mask"
     where = Path(cfg.data.resolved_root()) if cfg.data.name == "cifar10" else "generated"
     lines = [

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mcepl_dist.codec import HEADER_BYTES, check_frame, encode_frame
+from mcepl_dist.codec import check_frame, encode_frame, frame_bytes
+
+__all__ = ["CommCounters", "PeerTransport", "Transport", "frame_bytes"]
 from mcepl_dist.timing import PhaseTimer
 
 
@@ -103,8 +105,3 @@ class PeerTransport:
             except RuntimeError as exc:
                 raise RuntimeError(f"rank {self.rank}, round {round}: exchange with neighbour "
                                    f"{peer} failed: {str(exc).splitlines()[0]}") from exc
-
-
-def frame_bytes(payload_len: int) -> int:
-    """Size of one frame on the wire for a payload of `payload_len` bytes."""
-    return HEADER_BYTES + payload_len
