@@ -67,6 +67,11 @@ def exchange(ctx: AgentContext, round: int) -> dict[str, float]:
     return ctx.strategy.message_stats() if payload is not None else {}
 
 
+def ones_sent(ctx: AgentContext, stats: dict[str, float]) -> float:
+    """The authors' accounting of a round: ones in the mask x 1 bit, to every neighbour."""
+    return stats.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+
+
 def peak_memory_mb(device: torch.device) -> tuple[float, float]:
     """Peak resident set size of this process and peak GPU memory allocated, in MiB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -89,7 +94,7 @@ def train(ctx: AgentContext) -> RankResult:
     # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
     start = time.perf_counter()
     sent = exchange(ctx, 0)
-    mask_ones += sent.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+    mask_ones += ones_sent(ctx, sent)
     ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
                       "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
 
@@ -100,7 +105,7 @@ def train(ctx: AgentContext) -> RankResult:
         stats = ctx.strategy.local_step(normalize(train_x[idx]), train_y[idx])
         # Exchange with neighbours, then fine-tune and aggregate (steps 3-5).
         sent = exchange(ctx, it)
-        mask_ones += sent.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+        mask_ones += ones_sent(ctx, sent)
         t_iter = time.perf_counter() - start
         t_iters.append(t_iter)
         batch_losses.append(stats["loss"])

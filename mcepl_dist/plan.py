@@ -26,13 +26,22 @@ def _labels(cfg: Config, train: bool) -> np.ndarray:
     return load_labels(d.resolved_root(), train=train)
 
 
-def describe(cfg: Config) -> list[str]:
-    """Validate everything a run would check (except the world size) and describe it."""
-    topo, n = cfg.topology, cfg.agents.num
-    adj = build_graph(topo.kind, n, p=topo.p, seed=cfg.seed, max_tries=topo.max_tries,
+def check_inputs(cfg: Config) -> tuple[np.ndarray, list[list[int]]]:
+    """Validate the graph, the label table and the data's presence (what every run checks
+    before its ranks talk); return the adjacency matrix and the label table."""
+    topo = cfg.topology
+    adj = build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
+                      max_tries=topo.max_tries,
                       path=resolve_path(cfg, topo.path) if topo.path else None)
     table = label_table(cfg)
     check_data(cfg)
+    return adj, table
+
+
+def describe(cfg: Config) -> list[str]:
+    """Validate everything a run would check (except the world size) and describe it."""
+    topo, n = cfg.topology, cfg.agents.num
+    adj, table = check_inputs(cfg)
     tr_labels, te_labels = _labels(cfg, True), _labels(cfg, False)
     degrees = adj.sum(axis=1)
     masked = sum(int(np.prod(s)) for s in layer_shapes(cfg.model.width))

@@ -28,10 +28,9 @@ from mcepl_dist.config import (
     Config,
     dump_config,
     load_config,
-    resolve_path,
     with_resolved_paths,
 )
-from mcepl_dist.data import AgentData, check_data, label_table, load_agent_data
+from mcepl_dist.data import AgentData, load_agent_data
 from mcepl_dist.errors import ConfigError, UserError
 from mcepl_dist.metrics import (
     MetricsWriter,
@@ -42,9 +41,9 @@ from mcepl_dist.metrics import (
     write_json,
 )
 from mcepl_dist.model import build_network
-from mcepl_dist.plan import describe
+from mcepl_dist.plan import check_inputs, describe
 from mcepl_dist.timing import PhaseTimer
-from mcepl_dist.topology import build_graph, neighbors
+from mcepl_dist.topology import neighbors
 from mcepl_dist.transport import PeerTransport
 
 log = logging.getLogger("mcepl_dist")
@@ -83,12 +82,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
     if env.world_size != cfg.agents.num:
         raise ConfigError(f"world size {env.world_size} != agents.num {cfg.agents.num}: start "
                           f"torchrun with --nproc_per_node={cfg.agents.num} (or set agents.num)")
-    topo = cfg.topology
-    adjacency = build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
-                            max_tries=topo.max_tries,
-                            path=resolve_path(cfg, topo.path) if topo.path else None)
-    table = label_table(cfg)
-    check_data(cfg)
+    adjacency, table = check_inputs(cfg)
     if args.out:
         _check_out_dir(Path(args.out))
     device, backend = dist.choose_device(env, cfg.comm.device, cfg.comm.backend)

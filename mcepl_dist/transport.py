@@ -18,9 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mcepl_dist.codec import check_frame, encode_frame, frame_bytes
-
-__all__ = ["CommCounters", "PeerTransport", "Transport", "frame_bytes"]
+from mcepl_dist.codec import check_frame, encode_frame
 from mcepl_dist.timing import PhaseTimer
 
 

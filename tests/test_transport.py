@@ -21,9 +21,9 @@ import pytest
 import torch
 import torch.multiprocessing as tmp
 
-from mcepl_dist.codec import HEADER_BYTES
+from mcepl_dist.codec import HEADER_BYTES, frame_bytes
 from mcepl_dist.timing import PhaseTimer
-from mcepl_dist.transport import PeerTransport, frame_bytes
+from mcepl_dist.transport import PeerTransport
 
 # 4 nodes, edges 0-1, 0-2, 0-3, 1-2: degrees 3, 2, 2, 1 (rank 3 is a leaf).
 EDGES = [(0, 1), (0, 2), (0, 3), (1, 2)]

@@ -88,12 +88,10 @@ class MCEPL(Strategy):
     # -- steps 4 and 5 ------------------------------------------------------------------
     def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:
         """Fine-tune (17) on the entries the neighbours keep, then aggregate (18)-(19)."""
-        if round == 0:
-            if payloads:
-                self.p = self._neighbor_mean(payloads)
-            return
         if payloads:
             self.p = self._neighbor_mean(payloads)
+        if round == 0:  # the initial exchange only sets p (ALGORITHM.md, "Before iteration 1")
+            return
         with self.timer.phase("finetune"):
             if payloads:
                 eta_ft = self.spec.algo.fine_tune_rate
