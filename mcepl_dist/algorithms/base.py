@@ -42,6 +42,9 @@ class Strategy(ABC):
     """One algorithm's per-rank state and update rules."""
 
     name: str = "base"
+    # Attributes that hold the strategy's whole evolving state (tensors, lists of tensors,
+    # numbers, None): what a checkpoint saves and a resume restores.
+    state_keys: tuple[str, ...] = ()
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
@@ -62,6 +65,18 @@ class Strategy(ABC):
     @abstractmethod
     def eval_weights(self) -> list[Tensor]:
         """The effective weights the agent's model uses now (for evaluation)."""
+
+    def state_dict(self) -> dict[str, object]:
+        """The evolving state named by `state_keys` (tensors and plain data only)."""
+        return {key: getattr(self, key) for key in self.state_keys}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore what `state_dict` returned, so training continues bit for bit."""
+        missing = [key for key in self.state_keys if key not in state]
+        if missing:
+            raise KeyError(f"{self.name} state lacks {', '.join(missing)}")
+        for key in self.state_keys:
+            setattr(self, key, state[key])
 
     def final_masks(self) -> list[np.ndarray] | None:
         """Binary masks per layer to save at the end (None if the algorithm has none)."""

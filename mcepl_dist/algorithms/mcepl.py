@@ -21,6 +21,7 @@ class MCEPL(Strategy):
 
     name = "mcepl"
     communicates = True
+    state_keys = ("z", "m", "p", "grad", "buf", "m_half")
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)
