@@ -55,6 +55,7 @@ class RankResult:
     sum_t_compute: float
     peak_rss_mb: float
     peak_gpu_mb: float
+    startup_s: float = 0.0  # process start -> first iteration (imports, data, process group)
 
     def to_vector(self) -> list[float]:
         return [float(v) for v in asdict(self).values()]
@@ -91,6 +92,9 @@ def summarize(algorithm: str, iterations: int, wall_clock_s: float,
         "peak_rss_mb_max": max(r.peak_rss_mb for r in results),
         "peak_rss_mb_per_agent": [r.peak_rss_mb for r in results],
         "peak_gpu_mb_max": max(r.peak_gpu_mb for r in results),
+        "peak_gpu_mb_per_agent": [r.peak_gpu_mb for r in results],
+        "startup_s_median": statistics.median(r.startup_s for r in results),
+        "startup_s_max": max(r.startup_s for r in results),
     }
 
 

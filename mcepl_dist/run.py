@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ from mcepl_dist.metrics import (
 )
 from mcepl_dist.model import build_network
 from mcepl_dist.plan import check_inputs, describe
-from mcepl_dist.timing import PhaseTimer
+from mcepl_dist.timing import PhaseTimer, process_age_s
 from mcepl_dist.topology import neighbors
 from mcepl_dist.transport import PeerTransport
 
@@ -84,13 +84,19 @@ def prepare(args: argparse.Namespace) -> Prepared:
                           f"torchrun with --nproc_per_node={cfg.agents.num} (or set agents.num)")
     adjacency, table = check_inputs(cfg)
     if args.out:
-        _check_out_dir(Path(args.out))
+        _check_out_dir(Path(args.out), env.rank)
     device, backend = dist.choose_device(env, cfg.comm.device, cfg.comm.backend)
     return Prepared(cfg, env, adjacency, load_agent_data(cfg, env.rank, table), device, backend)
 
 
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and any(out.iterdir()):
+def _check_out_dir(out: Path, rank: int = 0) -> None:
+    """Refuse a non-empty or unwritable --out before any rank creates it.
+
+    Only rank 0 (which creates the directory) checks emptiness: on a shared filesystem a
+    rank on another node may look after rank 0 has already made it; the others only check
+    that it is writable.
+    """
+    if rank == 0 and out.exists() and any(out.iterdir()):
         raise ConfigError(f"output directory {out} exists and is not empty")
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not os.access(parent, os.W_OK):
@@ -140,8 +146,9 @@ def run(prep: Prepared, out: str | None) -> None:
         ctx = AgentContext(cfg=cfg, rank=env.rank, device=device, net=net, data=prep.data,
                            strategy=build_strategy(spec), transport=transport, timer=timer,
                            writer=writer, reduce_progress=dist.all_reduce_sum)
+        startup = process_age_s()
         start = time.perf_counter()
-        result = train(ctx)
+        result = replace(train(ctx), startup_s=startup)
         writer.close()
         finish(ctx, run_dir, result, time.perf_counter() - start)
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,3 +41,18 @@ class PhaseTimer:
         out["t_pack"] = sum(acc.get(k, 0.0) for k in PACK_PHASES)
         out["t_comm"] = sum(acc.get(k, 0.0) for k in COMM_PHASES)
         return out
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux /proc; 0.0 where that is unavailable).
+
+    Used for the start-up figure: interpreter and torch import, validation, data loading
+    and the process group, all before the first iteration.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
