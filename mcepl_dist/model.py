@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,25 +90,62 @@ def build_network(seed: int, width: float = 1.0, weight_init: str = "kaiming_nor
     return FixedNetwork(weights, (biases[0], biases[1]), logits_elu)
 
 
+def _window_sum(v: Tensor, before: int, after: int) -> Tensor:
+    """out[:, c] = sum of v[:, c - before .. c + after] over channels (zero outside)."""
+    out = v.clone()
+    channels = v.shape[1]
+    for d in range(1, min(after, channels - 1) + 1):
+        out[:, : channels - d] += v[:, d:]
+    for d in range(1, min(before, channels - 1) + 1):
+        out[:, d:] += v[:, : channels - d]
+    return out
+
+
+class _LocalResponseNorm(torch.autograd.Function):
+    """y = x * s^-beta, s = k + alpha/size * (window sum of x^2), with a hand-written
+    backward: dx = g s^-beta - 2 alpha beta / size * x * W^T(g x s^-beta / s)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, size: int, alpha: float, beta: float,
+                k: float) -> Tensor:
+        s = _window_sum(x * x, size // 2, (size - 1) // 2)
+        s.mul_(alpha / size).add_(k)
+        t = s.pow(-beta)
+        ctx.save_for_backward(x, s, t)
+        ctx.lrn = (size, alpha, beta)
+        return x * t
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, s, t = ctx.saved_tensors
+        size, alpha, beta = ctx.lrn
+        u = grad * x
+        u.mul_(t).div_(s)
+        # The window's transpose: the same sum with `before` and `after` swapped.
+        dx = _window_sum(u, (size - 1) // 2, size // 2)
+        dx.mul_(x).mul_(-2.0 * alpha * beta / size).addcmul_(grad, t)
+        return dx, None, None, None, None
+
+
 def local_response_norm(x: Tensor, size: int, alpha: float, beta: float,
                         k: float = 1.0) -> Tensor:
-    """torch's LocalResponseNorm across channels, computed as `size` shifted adds.
+    """torch's LocalResponseNorm across channels, with a fused hand-written backward.
 
     Same formula as F.local_response_norm (window sum / size, zero padding size//2 before
-    and (size-1)//2 after); about 1.7x faster forward+backward on the CPU, where LRN is
-    a third of this model's compute.
+    and (size-1)//2 after); about 3.5x faster forward+backward on the CPU than torch's,
+    where LRN was a third of this model's compute (bench/lrn_speed.py).
     """
-    channels = x.shape[1]
-    padded = F.pad(x * x, (0, 0, 0, 0, size // 2, (size - 1) // 2))
-    window = padded[:, :channels]
-    for j in range(1, size):
-        window = window + padded[:, j : j + channels]
-    return x / (window * (alpha / size) + k).pow(beta)
+    out: Tensor = _LocalResponseNorm.apply(x, size, alpha, beta, k)
+    return out
 
 
 def forward(net: FixedNetwork, x: Tensor, weights: list[Tensor]) -> Tensor:
-    """Logits of the masked AlexNet given the effective weights of its five layers."""
-    h = x
+    """Logits of the masked AlexNet given the effective weights of its five layers.
+
+    On the CPU the conv stack runs in channels-last layout: oneDNN's convolutions and
+    max-pooling need no layout reorders then (about 1.3x faster forward+backward).
+    """
+    h = x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
     for i in range(CONV_LAYERS):
         h = F.elu(F.conv2d(h, weights[i], stride=1, padding=1))
         size, alpha, beta = _LRN[i]

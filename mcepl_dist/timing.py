@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 # Phases an iteration is split into; t_compute, t_pack and t_comm are sums of these.
 COMPUTE_PHASES = ("fwd_bwd", "finetune", "aggregate")
