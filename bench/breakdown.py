@@ -156,8 +156,9 @@ def main() -> None:
     }
     write_json(args.json, result)
     p = result["phases_median_s"]
-    print(f"{args.nproc} ranks: {t_iter:.3f} s/iter (median), {result['ratio_to_compute_bound']:.2f}"
-          f" x the compute bound {bound:.2f} s; comm fraction {result['comm_fraction']:.3f}\n"
+    print(f"{args.nproc} ranks: {t_iter:.3f} s/iter (median), "
+          f"{result['ratio_to_compute_bound']:.2f} x the compute bound {bound:.2f} s; "
+          f"comm fraction {result['comm_fraction']:.3f}\n"
           f"  fwd/bwd {p['t_fwd_bwd']:.3f}  aggregate {p['t_aggregate']:.3f}  fine-tune "
           f"{p['t_finetune']:.3f}  pack {p['t_pack']:.3f}  wait {p['t_comm']:.3f} s\n"
           f"  eval {result['t_eval_median_s']:.2f} s, start-up {result['startup_s_median']:.1f} s,"

@@ -116,7 +116,8 @@ def worker(rank: int, world: int, port: int, cfg: dict[str, Any], result_path: s
                     if rnd >= cfg["warmup"]:
                         times.append(time.perf_counter() - start)
                 t = torch.tensor(times, dtype=torch.float64, device=device)
-                dist.all_reduce(t, op=dist.ReduceOp.MAX)  # a round lasts as long as its slowest rank
+                # a round lasts as long as its slowest rank
+                dist.all_reduce(t, op=dist.ReduceOp.MAX)
                 slowest = t.cpu().tolist()
                 med = statistics.median(slowest)
                 rows.append({"ranks": world, "degree": degree, "payload": kind,

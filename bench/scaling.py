@@ -6,8 +6,8 @@ over --repeats jobs. A tiny model (--width, default 0.125) on synthetic data kee
 ranks within minutes on a small host; --width 1 gives the paper's 153,448-byte messages.
 
     python bench/scaling.py --json bench/results/scaling.json
-    python bench/scaling.py --ranks 4,8 --topologies ring,complete --iterations 3 --json /tmp/s.json
-    python bench/scaling.py --device cuda --width 1 --ranks 4,8,16,20,32 --json /tmp/gpu_scaling.json
+    python bench/scaling.py --ranks 4,8 --topologies ring --iterations 3 --json /tmp/s.json
+    python bench/scaling.py --device cuda --width 1 --json /tmp/gpu_scaling.json
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Two jobs that differ only in iterations separate the per-round cost from the fix
 
 (loopback counts every packet once on transmit; its L2 header is 14 bytes, as Ethernet's).
 
-    sudo python bench/wire_bytes.py --json bench/results/wire_bytes.json     # 4 agents, paper model
-    sudo python bench/wire_bytes.py --nproc 20 --iterations 1,3 --json /tmp/w20.json  # the paper's 20
+    sudo python bench/wire_bytes.py --json bench/results/wire_bytes.json   # 4 agents, paper model
+    sudo python bench/wire_bytes.py --nproc 20 --iterations 1,3 --json /tmp/w20.json   # 20 agents
 """
 
 from __future__ import annotations

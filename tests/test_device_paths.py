@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from mcepl_dist import dist
-from mcepl_dist.algorithms.bits import pack_bits_torch, unpack_bits_torch
+from mcepl_dist.algorithms.bits import (
+    count_ones,
+    count_ones_torch,
+    pack_bits_torch,
+    unpack_bits_torch,
+)
 from mcepl_dist.errors import ConfigError
 from mcepl_dist.masks import thres, top_indices
 
@@ -56,3 +61,17 @@ def test_choose_device_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="one GPU per rank"):
         dist.choose_device(_env(20), "cuda", "nccl")
     assert dist.choose_device(_env(2), "cpu", "auto") == (torch.device("cpu"), "gloo")
+
+
+@pytest.mark.parametrize(("payloads", "n"), [(1, 9), (3, 1001), (10, 4800)])
+def test_count_ones_kernel_matches_numpy(payloads: int, n: int) -> None:
+    """The CUDA-side counting of neighbours' ones (run here on the CPU) against numpy."""
+    rng = np.random.default_rng(n)
+    bits = rng.random((payloads, n)) < 0.4
+    packed = np.stack([np.packbits(b) for b in bits])
+    expected = bits.sum(axis=0)
+    got = count_ones_torch(torch.from_numpy(packed), n, torch.uint8)
+    assert got.dtype == torch.uint8
+    assert np.array_equal(got.numpy(), expected)
+    cpu = count_ones(list(packed), n, torch.device("cpu"))
+    assert np.array_equal(cpu.numpy(), expected)

@@ -4,6 +4,8 @@ Both use numpy's big-endian bit order, so any rank can read any other's payload.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -45,3 +47,24 @@ def unpack_bits_torch(packed: Tensor, count: int) -> Tensor:
     """The unpacking kernel on `packed`'s own device (used on CUDA; testable on the CPU)."""
     bits = (packed.view(-1, 1) & _bit_weights(packed.device)).ne(0)
     return bits.view(-1)[:count].to(torch.uint8)
+
+
+def count_ones(payloads: Sequence[np.ndarray], count: int, device: torch.device) -> Tensor:
+    """Per entry, how many of the packed payloads hold a one there, on `device`.
+
+    Counts are small integers (uint8 below 256 payloads), exact, so their mean is the same
+    float whatever the order. On CUDA all payloads cross to the device in one copy.
+    """
+    dtype = torch.uint8 if len(payloads) < 256 else torch.int32
+    if device.type == "cpu":
+        counts = torch.zeros(count, dtype=dtype)
+        for packed in payloads:
+            counts += torch.from_numpy(np.unpackbits(packed, count=count))
+        return counts
+    return count_ones_torch(torch.from_numpy(np.stack(payloads)).to(device), count, dtype)
+
+
+def count_ones_torch(packed: Tensor, count: int, dtype: torch.dtype = torch.int32) -> Tensor:
+    """The counting kernel on `packed`'s own device: rows are payloads (used on CUDA)."""
+    bits = (packed.unsqueeze(-1) & _bit_weights(packed.device)).ne(0)
+    return bits.view(packed.shape[0], -1)[:, :count].sum(dim=0, dtype=dtype)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from mcepl_dist import masks as M
 from mcepl_dist.algorithms.base import AgentSpec, Strategy
-from mcepl_dist.algorithms.bits import pack_bits, unpack_bits
+from mcepl_dist.algorithms.bits import count_ones, pack_bits
 from mcepl_dist.model import CONV_LAYERS, fan_in, forward
 
 
@@ -84,7 +84,7 @@ class MCEPL(Strategy):
 
     def message_stats(self) -> dict[str, float]:
         """The authors' accounting: number of ones in the mask sent (1 bit each)."""
-        return {"mask_ones": float(sum(int(m.sum()) for m in self.m_half))}
+        return {"mask_ones": float(sum(m.sum() for m in self.m_half))}  # one device sync
 
     # -- steps 4 and 5 ------------------------------------------------------------------
     def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:
@@ -105,12 +105,9 @@ class MCEPL(Strategy):
     def _neighbor_mean(self, payloads: dict[int, np.ndarray]) -> list[Tensor]:
         """p = mean of the received masks, split back into layers."""
         with self.timer.phase("pack"):
-            # Count ones in a small integer type, convert once: 5x faster than float adds
-            # at degree 10, and the same floats (integer counts are exact).
-            dtype = torch.uint8 if len(payloads) < 256 else torch.int32
-            counts = torch.zeros(self.numel, dtype=dtype, device=self.spec.device)
-            for payload in payloads.values():
-                counts += unpack_bits(payload, self.numel, self.spec.device)
+            # Integer counts converted once: 5x faster than float adds at degree 10 on the
+            # CPU, one host-to-device copy on CUDA, and the same floats (counts are exact).
+            counts = count_ones(list(payloads.values()), self.numel, self.spec.device)
             total = counts.float().div_(len(payloads))
         return [t.view(w.shape) for t, w in zip(torch.split(total, [w.numel() for w in self.w]),
                                                 self.w)]
