@@ -1,21 +1,26 @@
-"""Median forward+backward time of the paper model at batch 128 on one CPU thread, with
-the runtime's LocalResponseNorm and with torch's, and of LRN alone (conv1's activation).
+"""Median forward+backward time of the paper model at batch 128 on one CPU thread: the
+runtime's (channels-last conv stack, fused LocalResponseNorm) against plain PyTorch (NCHW,
+torch's LocalResponseNorm), and of LRN alone on conv1's activation.
 
-    python bench/lrn_speed.py [--repeats 7]
+    python bench/lrn_speed.py [--repeats 7] [--json bench/results/lrn_speed.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from mcepl_dist import model
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, write_json  # noqa: E402
+
+from mcepl_dist import model  # noqa: E402
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -28,35 +33,50 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def plain_forward(net: model.FixedNetwork, x: torch.Tensor,
+                  weights: list[torch.Tensor]) -> torch.Tensor:
+    """The same model in plain PyTorch: NCHW layout, torch's LocalResponseNorm."""
+    h = x
+    for i in range(model.CONV_LAYERS):
+        h = F.elu(F.conv2d(h, weights[i], stride=1, padding=1))
+        size, alpha, beta = model._LRN[i]
+        h = F.local_response_norm(h, size, alpha=alpha, beta=beta)
+        h = F.max_pool2d(h, kernel_size=3, stride=2, padding=model._POOL_PAD[i])
+    h = F.elu(F.linear(h.flatten(1), weights[3], net.biases[0]))
+    return F.linear(h, weights[4], net.biases[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    before = machine()
     net = model.build_network(0)
     weights = [w.clone().requires_grad_() for w in net.weights]
     x = torch.randn(128, 3, 32, 32)
-
-    def step() -> None:
-        torch.autograd.grad(model.forward(net, x, weights).sum(), weights)
-
     act = torch.randn(128, 64, 30, 30, requires_grad=True)
-    ours = median_seconds(step, args.repeats)
-    lrn_ours = median_seconds(
-        lambda: model.local_response_norm(act, 4, 2e-5, 0.75).sum().backward(), args.repeats)
-    lrn_torch = median_seconds(
-        lambda: F.local_response_norm(act, 4, alpha=2e-5, beta=0.75).sum().backward(),
-        args.repeats)
-    original = model.local_response_norm
-    model.local_response_norm = lambda h, s, a, b, k=1.0: F.local_response_norm(  # type: ignore
-        h, s, alpha=a, beta=b, k=k)
-    try:
-        with_torch_lrn = median_seconds(step, args.repeats)
-    finally:
-        model.local_response_norm = original
-    print(json.dumps({"fwd_bwd_s": ours, "fwd_bwd_torch_lrn_s": with_torch_lrn,
-                      "lrn_conv1_fwd_bwd_s": lrn_ours, "lrn_conv1_torch_fwd_bwd_s": lrn_torch},
-                     indent=1))
+    figures = {
+        "fwd_bwd_s": median_seconds(
+            lambda: torch.autograd.grad(model.forward(net, x, weights).sum(), weights),
+            args.repeats),
+        "fwd_bwd_plain_torch_s": median_seconds(
+            lambda: torch.autograd.grad(plain_forward(net, x, weights).sum(), weights),
+            args.repeats),
+        "lrn_conv1_fwd_bwd_s": median_seconds(
+            lambda: model.local_response_norm(act, 4, 2e-5, 0.75).sum().backward(),
+            args.repeats),
+        "lrn_conv1_torch_fwd_bwd_s": median_seconds(
+            lambda: F.local_response_norm(act, 4, alpha=2e-5, beta=0.75).sum().backward(),
+            args.repeats),
+    }
+    for key, value in figures.items():
+        print(f"{key:28s} {value:.4f}")
+    if args.json:
+        write_json(args.json, {"benchmark": "lrn_speed", "repeats": args.repeats,
+                               "machine_before": before, "machine_after": machine(),
+                               **figures})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ Two jobs that differ only in iterations separate the per-round cost from the fix
   overhead per round = (wire bytes of the extra rounds - payload bytes of the extra rounds)
                        / payload bytes of the extra rounds
 
-(loopback counts every packet once on transmit; its L2 header is 14 bytes, as Ethernet's).
+The extra rounds also last longer, and torchrun's agents and store talk on their own
+clock; the same two jobs with `algorithm.name=ind_mask` (identical compute, no messages)
+measure that traffic, which is subtracted as the control. Loopback counts every packet
+once on transmit; its L2 header is 14 bytes, as Ethernet's.
 
     sudo python bench/wire_bytes.py --json bench/results/wire_bytes.json   # 4 agents, paper model
     sudo python bench/wire_bytes.py --nproc 20 --iterations 1,3 --json /tmp/w20.json   # 20 agents
@@ -87,28 +90,34 @@ def main() -> None:
     ip("netns", "add", ns)
     try:
         ip("-n", ns, "link", "set", "lo", "up")
-        jobs = []
+        jobs, control = [], []
         with tempfile.TemporaryDirectory(prefix="mcepl_wire_") as tmp:
-            for iters in (short, long):
-                sets = ["data.name=synthetic", f"model.width={args.width}",
-                        f"train.iterations={iters}", "train.eval_every=0",
-                        *device_sets(args.device, None), *args.sets]
-                jobs.append(measured_job(ns, args.nproc,
-                                         ["--config", config, *set_args(sets)],
-                                         Path(tmp) / f"it{iters}", args.timeout))
+            for algo, into in (("mcepl", jobs), ("ind_mask", control)):
+                for iters in (short, long):
+                    sets = ["data.name=synthetic", f"model.width={args.width}",
+                            f"train.iterations={iters}", "train.eval_every=0",
+                            *device_sets(args.device, None), *args.sets,
+                            f"algorithm.name={algo}"]
+                    into.append(measured_job(ns, args.nproc,
+                                             ["--config", config, *set_args(sets)],
+                                             Path(tmp) / f"{algo}{iters}", args.timeout))
     finally:
         ip("netns", "del", ns)
 
     a, b = jobs
-    d_wire = b["wire"]["tx_bytes"] - a["wire"]["tx_bytes"]
-    d_pkts = b["wire"]["tx_packets"] - a["wire"]["tx_packets"]
+    ca, cb = control
+    d_control = cb["wire"]["tx_bytes"] - ca["wire"]["tx_bytes"]
+    d_control_pkts = cb["wire"]["tx_packets"] - ca["wire"]["tx_packets"]
+    d_wire = b["wire"]["tx_bytes"] - a["wire"]["tx_bytes"] - d_control
+    d_pkts = b["wire"]["tx_packets"] - a["wire"]["tx_packets"] - d_control_pkts
     d_payload = b["payload_bytes"] - a["payload_bytes"]
     d_msgs = b["messages"] - a["messages"]
     result = {
         "benchmark": "wire_bytes", "nproc": args.nproc, "config": config, "sets": args.sets,
         "width": args.width, "machine_before": before, "machine_after": machine(),
-        "jobs": jobs,
+        "jobs": jobs, "control_jobs": control,
         "per_round": {
+            "control_wire_bytes": d_control, "control_wire_packets": d_control_pkts,
             "rounds": b["iterations"] - a["iterations"], "payload_bytes": d_payload,
             "wire_bytes": d_wire, "wire_packets": d_pkts, "messages": d_msgs,
             "wire_bytes_per_message": d_wire / d_msgs,
@@ -121,6 +130,7 @@ def main() -> None:
     write_json(args.json, result)
     r = result["per_round"]
     print(f"{args.nproc} agents, {a['bytes_per_message']:,} B per message (runtime count)\n"
+          f"  control (ind_mask, no messages): {d_control:,} B over the extra rounds\n"
           f"  per extra round: payload {d_payload:,} B, loopback {d_wire:,} B in {d_pkts:,} "
           f"packets -> overhead {r['overhead_pct']:.2f}% ({r['overhead_bytes_per_message']:.0f}"
           f" B and {r['packets_per_message']:.1f} packets per message)\n"

@@ -1,5 +1,5 @@
 """The CUDA-side code paths, exercised on the CPU: the torch bit kernels, top-k selection,
-and the device/backend decision. A real-GPU run is in test_gpu.py (skipped without CUDA)."""
+and the device/backend decision. Real-GPU checks are in test_gpu.py (skipped without CUDA)."""
 
 from __future__ import annotations
 
