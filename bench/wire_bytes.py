@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def main() -> None:
         args.sets = [f"agents.num={args.nproc}", "agents.retention=0.5", *args.sets]
     short, long = (int(i) for i in args.iterations.split(","))
     ns = f"mcepl_wire_{os.getpid()}"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` drops the namespace
     before = machine()
     ip("netns", "add", ns)
     try:
