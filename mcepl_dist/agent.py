@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mcepl_dist.algorithms import Strategy
+from mcepl_dist.algorithms import ALL, Strategy
 from mcepl_dist.config import Config
 from mcepl_dist.data import AgentData, Sampler, Split
 from mcepl_dist.metrics import MetricsWriter, RankResult, median
@@ -61,15 +61,23 @@ def evaluate(net: FixedNetwork, weights: list[torch.Tensor], split: Split, batch
 
 def exchange(ctx: AgentContext, round: int) -> dict[str, float]:
     """Step 3: send this round's message to every neighbour and hand over what arrives."""
-    payload = ctx.strategy.message(round)
-    received = ctx.transport.exchange(round, payload) if payload is not None else {}
-    ctx.strategy.receive(round, received)
-    return ctx.strategy.message_stats() if payload is not None else {}
+    s = ctx.strategy
+    payload = s.message(round)
+    if payload is None:
+        received = {}
+    elif s.collective:
+        received = {ALL: ctx.transport.all_reduce_mean(round, payload)}
+    else:
+        received = ctx.transport.exchange(round, payload, kind=s.message_kind,
+                                          sizes_differ=s.sizes_differ)
+    s.receive(round, received)
+    return s.message_stats() if payload is not None else {}
 
 
-def ones_sent(ctx: AgentContext, stats: dict[str, float]) -> float:
-    """The authors' accounting of a round: ones in the mask x 1 bit, to every neighbour."""
-    return stats.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+def accounted(ctx: AgentContext, stats: dict[str, float]) -> tuple[float, float]:
+    """A round in the paper's bits and in the authors' ones, summed over its messages."""
+    fanout = 1 if ctx.strategy.collective else len(ctx.transport.neighbors)
+    return stats.get("paper_bits", 0.0) * fanout, stats.get("mask_ones", 0.0) * fanout
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, float]:
@@ -87,14 +95,14 @@ def train(ctx: AgentContext) -> RankResult:
     sampler = Sampler(len(train_y), tr.batch_size, cfg.seed, ctx.rank)
     t_iters: list[float] = []
     batch_losses: list[float] = []
-    mask_ones = 0.0
+    paper_bits, mask_ones = 0.0, 0.0
     totals = {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0}
     acc, loss = 0.0, 0.0
 
     # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
     start = time.perf_counter()
     sent = exchange(ctx, 0)
-    mask_ones += ones_sent(ctx, sent)
+    paper_bits, mask_ones = _add(accounted(ctx, sent), (paper_bits, mask_ones))
     ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
                       "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
 
@@ -105,7 +113,7 @@ def train(ctx: AgentContext) -> RankResult:
         stats = ctx.strategy.local_step(normalize(train_x[idx]), train_y[idx])
         # Exchange with neighbours, then fine-tune and aggregate (steps 3-5).
         sent = exchange(ctx, it)
-        mask_ones += ones_sent(ctx, sent)
+        paper_bits, mask_ones = _add(accounted(ctx, sent), (paper_bits, mask_ones))
         t_iter = time.perf_counter() - start
         t_iters.append(t_iter)
         batch_losses.append(stats["loss"])
@@ -122,7 +130,7 @@ def train(ctx: AgentContext) -> RankResult:
                      stats["loss"], t_iter, _fmt_bytes(record["bytes_sent_cum"]))
         ctx.writer.write(record)
 
-    return _result(ctx, acc, loss, t_iters, totals, mask_ones)
+    return _result(ctx, acc, loss, t_iters, totals, paper_bits, mask_ones)
 
 
 def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
@@ -143,17 +151,22 @@ def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
 
 
 def _result(ctx: AgentContext, acc: float, loss: float, t_iters: list[float],
-            totals: dict[str, float], mask_ones: float) -> RankResult:
+            totals: dict[str, float], paper_bits: float, mask_ones: float) -> RankResult:
     """This rank's final figures for the summary."""
     c = ctx.transport.counters
     rss, gpu = peak_memory_mb(ctx.device)
     return RankResult(
         test_acc=acc, test_loss=loss, bytes_sent=c.bytes_sent, bytes_recv=c.bytes_recv,
         msgs_sent=c.msgs_sent, message_bytes=c.bytes_sent / c.msgs_sent if c.msgs_sent else 0,
-        mask_ones_sent=mask_ones, median_t_iter=median(t_iters), sum_t_iter=sum(t_iters),
+        paper_bits_sent=paper_bits, mask_ones_sent=mask_ones, median_t_iter=median(t_iters),
+        sum_t_iter=sum(t_iters),
         sum_t_comm=totals["t_comm"], sum_t_pack=totals["t_pack"],
         sum_t_compute=totals["t_compute"],
         peak_rss_mb=rss, peak_gpu_mb=gpu)
+
+
+def _add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] + b[0], a[1] + b[1]
 
 
 def _traffic(ctx: AgentContext) -> dict[str, int]:

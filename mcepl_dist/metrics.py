@@ -46,7 +46,8 @@ class RankResult:
     bytes_sent: float
     bytes_recv: float
     msgs_sent: float
-    message_bytes: float  # frame size of the last mask message (header included)
+    message_bytes: float  # mean frame size of the messages sent (header included)
+    paper_bits_sent: float  # the paper's accounting: 32 bits per real value, 1 per mask entry
     mask_ones_sent: float  # the authors' accounting: ones x 1 bit, summed over messages
     median_t_iter: float
     sum_t_iter: float
@@ -83,6 +84,9 @@ def summarize(algorithm: str, iterations: int, wall_clock_s: float,
         "bytes_recv_total": int(sum(r.bytes_recv for r in results)),
         "messages_sent_total": int(msgs),
         "bytes_per_message": int(max(r.message_bytes for r in results)),
+        "bytes_sent_per_agent_per_iter": sum(r.bytes_sent for r in results)
+        / (len(results) * max(iterations, 1)),
+        "paper_bytes_sent_total": int(sum(r.paper_bits_sent for r in results) // 8),
         "paper_bytes_per_message_dense": (num_masked + 7) // 8,
         "paper_mask_ones_bits_total": int(sum(r.mask_ones_sent for r in results)),
         "wall_clock_s": wall_clock_s,

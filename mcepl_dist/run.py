@@ -43,7 +43,7 @@ from mcepl_dist.metrics import (
 from mcepl_dist.model import build_network
 from mcepl_dist.plan import check_inputs, describe
 from mcepl_dist.timing import PhaseTimer
-from mcepl_dist.topology import neighbors
+from mcepl_dist.topology import mixing_weights, neighbors
 from mcepl_dist.transport import PeerTransport
 
 log = logging.getLogger("mcepl_dist")
@@ -133,7 +133,9 @@ def run(prep: Prepared, out: str | None) -> None:
         net = build_network(cfg.seed, cfg.model.width, cfg.model.weight_init,
                             cfg.model.logits_elu, init_retention=mean_r).to(device)
         spec = AgentSpec(agent=env.rank, seed=cfg.seed, retention=retention, net=net,
-                         algo=cfg.algorithm, device=device, timer=timer)
+                         algo=cfg.algorithm, device=device, timer=timer,
+                         mixing=mixing_weights(prep.adjacency, env.rank, cfg.algorithm.mixing),
+                         iterations=cfg.train.iterations)
         transport = PeerTransport(env.rank, neighbors(prep.adjacency, env.rank), timer,
                                   device if backend == "nccl" else None)
         writer = MetricsWriter(run_dir / "metrics" / f"rank{env.rank}.jsonl")
