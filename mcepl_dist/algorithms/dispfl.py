@@ -6,21 +6,19 @@ inactive entries with the largest gradient, the fraction cosine-annealed over th
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from mcepl_dist import averaging as A
 from mcepl_dist.algorithms.base import AgentSpec
-from mcepl_dist.algorithms.weights import PrunedWeights
+from mcepl_dist.algorithms.weights import SparseExchange
 from mcepl_dist.masks import keep_count
 
 
-class DisPFL(PrunedWeights):
+class DisPFL(SparseExchange):
     """Sparse training at fixed density with prune-and-regrow and overlap averaging."""
 
     name = "dispfl"
-    sizes_differ = True
     state_keys = ("w", "mask", "step")
 
     def __init__(self, spec: AgentSpec) -> None:
@@ -48,15 +46,3 @@ class DisPFL(PrunedWeights):
                      for w, m, g in zip(self.w, self.mask, grads)]
         self.w = [w * m for w, m in zip(self.w, self.mask)]  # regrown entries start at 0
         return alpha
-
-    def message(self, round: int) -> np.ndarray | None:
-        return None if round == 0 else self.encode(self.mask)
-
-    def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:
-        if round == 0:
-            return
-        keys, values, masks = self.neighbourhood(payloads)
-        with self.timer.phase("aggregate"):
-            own = self.flat(self.mask)
-            avg = A.overlap_average(own, [values[j] for j in keys], [masks[j] for j in keys])
-            self.w = self.layers(avg)

@@ -10,16 +10,15 @@ from torch import Tensor
 
 from mcepl_dist import averaging as A
 from mcepl_dist.algorithms.base import AgentSpec
-from mcepl_dist.algorithms.weights import PrunedWeights
+from mcepl_dist.algorithms.weights import SparseExchange
 from mcepl_dist.masks import keep_count
 
 
-class LotteryDSGD(PrunedWeights):
+class LotteryDSGD(SparseExchange):
     """Iterative magnitude pruning with rewind, driven by the local minibatch accuracy."""
 
     name = "lottery_dsgd"
     default_lr = 0.1  # the paper's rate for LotteryDSGD
-    sizes_differ = True
     state_keys = ("w", "mask", "window")
 
     def __init__(self, spec: AgentSpec) -> None:
@@ -49,14 +48,3 @@ class LotteryDSGD(PrunedWeights):
         self.w = [A.reset_to_initial(w0, m) for w0, m in zip(self.spec.net.weights, self.mask)]
         self.window = []
         return True
-
-    def message(self, round: int) -> np.ndarray | None:
-        return None if round == 0 else self.encode(self.mask)
-
-    def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:
-        if round == 0:
-            return
-        keys, values, masks = self.neighbourhood(payloads)
-        with self.timer.phase("aggregate"):
-            avg = A.partial_average([values[j] for j in keys], [masks[j] for j in keys])
-            self.w = [w * m for w, m in zip(self.layers(avg), self.mask)]

@@ -16,5 +16,6 @@ class ParWeiPru(AvrWeiPru):
 
     def aggregate(self, keys: list[int], values: dict[int, Tensor],
                   masks: dict[int, Tensor]) -> list[Tensor]:
+        """Per entry, the mean over the models keeping it (zero where none does)."""
         return self.layers(A.partial_average([values[j] for j in keys],
                                              [masks[j] for j in keys]))

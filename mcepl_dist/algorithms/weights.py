@@ -114,3 +114,33 @@ class PrunedWeights(WeightStrategy):
 
     def final_masks(self) -> list[np.ndarray]:
         return [m.bool().cpu().numpy() for m in self.mask]
+
+
+class SparseExchange(PrunedWeights):
+    """Sends the pruned model (mask + kept values) and aggregates what the neighbours send.
+
+    The default aggregation averages each entry over the models keeping it, on the own
+    support only (LotteryFL's and Dis-PFL's rule)."""
+
+    sizes_differ = True  # r_j differs between agents, and so do the payloads
+
+    def message(self, round: int) -> np.ndarray | None:
+        return None if round == 0 else self.encode(self.mask)
+
+    def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:
+        if round == 0:
+            return
+        keys, values, masks = self.neighbourhood(payloads)
+        with self.timer.phase("aggregate"):
+            self.w = self.aggregate(keys, values, masks)
+            self.after_aggregate()
+
+    def aggregate(self, keys: list[int], values: dict[int, Tensor],
+                  masks: dict[int, Tensor]) -> list[Tensor]:
+        """The new w from the flat models of self and neighbours (sorted ranks `keys`)."""
+        own = masks[self.spec.agent]
+        return self.layers(A.overlap_average(own, [values[j] for j in keys],
+                                             [masks[j] for j in keys]))
+
+    def after_aggregate(self) -> None:
+        """Hook run after the aggregation (weight pruning re-prunes to r_i)."""
