@@ -49,7 +49,7 @@ class AlgorithmConfig:
     weight_decay: float = 0.0  # L2 on z, added to G (authors' code: 5e-4)
     momentum: float = 0.0  # heavy-ball momentum on z (paper: plain SGD)
     # Real-valued baselines (README, "Baselines"); ignored by the mask methods.
-    lr: float | None = None  # SGD rate on w; None = the algorithm's default (paper, Table I)
+    lr: float | None = None  # SGD rate on w; None = 0.01 (the paper's Table I rate)
     mixing: Literal["uniform", "metropolis"] = "uniform"  # DSGD-family gossip weights
     prox_mu: float = 0.01  # dsgd_prox: FedProx's mu
     lottery_threshold: float = 0.5  # lottery_dsgd: local accuracy that triggers a prune

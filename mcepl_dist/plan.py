@@ -73,8 +73,7 @@ def _knobs(cfg: Config) -> str:
     a = cfg.algorithm
     if a.name in MASK_METHODS:
         return f"eta {a.eta}, lambda {a.lam}, Fil {a.fil_threshold}"
-    lr = a.lr if a.lr is not None else (0.1 if a.name == "lottery_dsgd" else 0.01)
-    return f"lr {lr}"
+    return f"lr {a.lr if a.lr is not None else 0.01}"
 
 
 def _traffic(cfg: Config, adj: np.ndarray) -> list[str]:

@@ -18,7 +18,6 @@ class LotteryDSGD(SparseExchange):
     """Iterative magnitude pruning with rewind, driven by the local minibatch accuracy."""
 
     name = "lottery_dsgd"
-    default_lr = 0.1  # the paper's rate for LotteryDSGD
     state_keys = ("w", "mask", "window")
 
     def __init__(self, spec: AgentSpec) -> None:
