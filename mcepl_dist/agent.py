@@ -10,14 +10,18 @@ import logging
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from mcepl_dist import checkpoint
 from mcepl_dist.algorithms import Strategy
 from mcepl_dist.config import Config
 from mcepl_dist.data import AgentData, Sampler, Split
+from mcepl_dist.failure import Fault
 from mcepl_dist.metrics import MetricsWriter, RankResult, median
 from mcepl_dist.model import FixedNetwork, forward, normalize
 from mcepl_dist.timing import PhaseTimer
@@ -41,7 +45,25 @@ class AgentContext:
     writer: MetricsWriter
     # Sum over ranks of [test_acc, bytes_sent]; a collective, called at eval iterations only.
     reduce_progress: Callable[[list[float]], list[float]]
+    run_dir: Path
+    barrier: Callable[[], None]  # all ranks; after a checkpoint, before pruning older ones
+    resume: dict[str, Any] | None = None  # a checkpoint to continue from
+    fault: Fault | None = None  # test hook ($MCEPL_FAULT)
+    iteration: int = 0  # where the loop is (error messages, the watchdog)
     last_counters: dict[str, int] | None = None
+
+
+@dataclass
+class LoopState:
+    """The loop's running totals: what a checkpoint must carry besides the strategy."""
+
+    t_iters: list[float] = field(default_factory=list)
+    batch_losses: list[float] = field(default_factory=list)
+    mask_ones: float = 0.0
+    totals: dict[str, float] = field(
+        default_factory=lambda: {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0})
+    acc: float = 0.0
+    loss: float = 0.0
 
 
 @torch.no_grad()
@@ -85,44 +107,79 @@ def train(ctx: AgentContext) -> RankResult:
     train_x = torch.from_numpy(ctx.data.train.images).to(ctx.device)
     train_y = torch.from_numpy(ctx.data.train.labels).to(ctx.device)
     sampler = Sampler(len(train_y), tr.batch_size, cfg.seed, ctx.rank)
-    t_iters: list[float] = []
-    batch_losses: list[float] = []
-    mask_ones = 0.0
-    totals = {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0}
-    acc, loss = 0.0, 0.0
+    st = LoopState()
 
-    # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
-    start = time.perf_counter()
-    sent = exchange(ctx, 0)
-    mask_ones += ones_sent(ctx, sent)
-    ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
-                      "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
+    if ctx.resume is None:
+        # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
+        start = time.perf_counter()
+        sent = exchange(ctx, 0)
+        st.mask_ones += ones_sent(ctx, sent)
+        ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
+                          "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
+        first = 1
+    else:
+        first = restore_checkpoint(ctx, ctx.resume, sampler, st) + 1
 
-    for it in range(1, tr.iterations + 1):
+    for it in range(first, tr.iterations + 1):
+        ctx.iteration = it
+        if ctx.fault is not None:
+            ctx.fault.fire_if_due(ctx.rank, it)
         start = time.perf_counter()
         # Local step on one minibatch: back-prop and intermediate aggregation (steps 1-2).
         idx = torch.from_numpy(sampler.next()).to(ctx.device)
         stats = ctx.strategy.local_step(normalize(train_x[idx]), train_y[idx])
         # Exchange with neighbours, then fine-tune and aggregate (steps 3-5).
         sent = exchange(ctx, it)
-        mask_ones += ones_sent(ctx, sent)
+        st.mask_ones += ones_sent(ctx, sent)
         t_iter = time.perf_counter() - start
-        t_iters.append(t_iter)
-        batch_losses.append(stats["loss"])
+        st.t_iters.append(t_iter)
+        st.batch_losses.append(stats["loss"])
         record = {"iter": it, "rank": ctx.rank, **_traffic(ctx),
                   "t_iter": t_iter, **ctx.timer.pop(), **stats, **sent}
-        for key in totals:
-            totals[key] += record[key]
+        for key in st.totals:
+            st.totals[key] += record[key]
         # Evaluate every eval_every iterations and at the end.
         if (tr.eval_every and it % tr.eval_every == 0) or it == tr.iterations:
-            acc, loss = _evaluate_and_report(ctx, it, record, batch_losses, t_iters)
-            batch_losses = []
+            st.acc, st.loss = _evaluate_and_report(ctx, it, record, st.batch_losses, st.t_iters)
+            st.batch_losses = []
         elif ctx.rank == 0 and it % tr.log_every == 0:
             log.info("iter %d/%d  loss %.3f  %.2f s/iter  sent %s (rank 0)", it, tr.iterations,
                      stats["loss"], t_iter, _fmt_bytes(record["bytes_sent_cum"]))
         ctx.writer.write(record)
+        # Every checkpoint.every iterations: save this rank's whole state.
+        if cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
+            save_checkpoint(ctx, it, sampler, st)
 
-    return _result(ctx, acc, loss, t_iters, totals, mask_ones)
+    return _result(ctx, st.acc, st.loss, st.t_iters, st.totals, st.mask_ones)
+
+
+def save_checkpoint(ctx: AgentContext, it: int, sampler: Sampler, st: LoopState) -> None:
+    """Write this rank's state after iteration `it`; prune old ones once every rank has it."""
+    checkpoint.save(ctx.run_dir, ctx.rank, it, {
+        "strategy": ctx.strategy.state_dict(),
+        "sampler": sampler.state_dict(),
+        "rng": checkpoint.rng_states(ctx.device),
+        "counters": ctx.transport.counters.snapshot(),
+        "last_counters": ctx.last_counters,
+        "loop": asdict(st),
+    })
+    ctx.barrier()  # nobody deletes iteration k-every until every rank has written k
+    checkpoint.prune(ctx.run_dir, ctx.rank, ctx.cfg.checkpoint.keep)
+
+
+def restore_checkpoint(ctx: AgentContext, saved: dict[str, Any], sampler: Sampler,
+                       st: LoopState) -> int:
+    """Put the strategy, sampler, RNGs, counters and totals back; return the iteration."""
+    ctx.strategy.load_state_dict(checkpoint.to_device(saved["strategy"], ctx.device))
+    sampler.load_state_dict(saved["sampler"])
+    checkpoint.set_rng_states(saved["rng"], ctx.device)
+    for key, value in saved["counters"].items():
+        setattr(ctx.transport.counters, key, value)
+    ctx.last_counters = saved["last_counters"]
+    for key, value in saved["loop"].items():
+        setattr(st, key, value)
+    ctx.iteration = int(saved["iteration"])
+    return ctx.iteration
 
 
 def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
