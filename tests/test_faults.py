@@ -9,12 +9,13 @@ for; the time from the fault to the last exit is measured.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,34 +56,24 @@ def free_port() -> int:
 
 def bare_ranks(cwd: Path, args: list[str], env_extra: dict[str, str], guard_s: float,
                world: int = WORLD) -> list[Ended]:
-    """Start `world` independent `python -m mcepl_dist.run` processes (no launcher); wait
+    """Run `world` independent ranks (tests/bare_launch.py: no launcher watches them); wait
     for all to end (killing them after `guard_s`, which fails the test)."""
-    port = str(free_port())
-    procs, logs = [], []
-    for rank in range(world):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port, "RANK": str(rank), "WORLD_SIZE": str(world),
-               "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world), **env_extra}
-        log = (cwd / f"rank{rank}.stderr").open("w+")
-        logs.append(log)
-        procs.append(subprocess.Popen([sys.executable, "-m", "mcepl_dist.run", *args], cwd=cwd,
-                                      env=env, stdout=subprocess.DEVNULL, stderr=log))
-    ended: dict[int, float] = {}
-    deadline = time.monotonic() + guard_s
-    while len(ended) < world and time.monotonic() < deadline:
-        for rank, p in enumerate(procs):
-            if rank not in ended and p.poll() is not None:
-                ended[rank] = time.time()
-        time.sleep(0.05)
-    hung = [rank for rank in range(world) if rank not in ended]
-    for rank in hung:
-        procs[rank].kill()
-        procs[rank].wait()
-    out = []
-    for rank, (p, log) in enumerate(zip(procs, logs, strict=True)):
-        log.seek(0)
-        out.append(Ended(rank, p.returncode, log.read(), ended.get(rank, float("inf"))))
-        log.close()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), **env_extra}
+    cmd = [sys.executable, str(Path(__file__).with_name("bare_launch.py")), str(world),
+           str(cwd), "--", *args]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, _ = proc.communicate(timeout=guard_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, _ = proc.communicate()
+    ends = {e["rank"]: e for e in map(json.loads, stdout.splitlines())}
+    out = [Ended(r, ends[r]["code"] if r in ends else -999,
+                 (cwd / f"rank{r}.stderr").read_text() if (cwd / f"rank{r}.stderr").exists()
+                 else "", ends[r]["t"] if r in ends else float("inf")) for r in range(world)]
+    hung = [r for r in range(world) if r not in ends]
     assert not hung, f"ranks {hung} still running after {guard_s} s:\n" + describe(out)
     return out
 
