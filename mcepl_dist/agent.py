@@ -163,7 +163,7 @@ def save_checkpoint(ctx: AgentContext, it: int, sampler: Sampler, st: LoopState)
         "last_counters": ctx.last_counters,
         "loop": asdict(st),
     })
-    ctx.barrier()  # nobody deletes iteration k-every until every rank has written k
+    ctx.barrier()  # no rank prunes an older checkpoint before every rank has this one
     checkpoint.prune(ctx.run_dir, ctx.rank, ctx.cfg.checkpoint.keep)
 
 
