@@ -208,6 +208,18 @@ class CommConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckpointConfig:
+    """Periodic per-rank checkpoints, for `--resume RUN_DIR` after a crash."""
+
+    every: int = 50  # save every this many iterations; 0 = never
+    keep: int = 2  # newest checkpoints kept per rank
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 0, f"checkpoint.every must be >= 0, got {self.every}")
+        _check(self.keep >= 1, f"checkpoint.keep must be >= 1, got {self.keep}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutputConfig:
     """What the run writes besides metrics."""
 
@@ -227,6 +239,7 @@ class Config:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     comm: CommConfig = field(default_factory=CommConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     base_dir: str = field(default="", metadata={"internal": True})  # dir of the YAML file
 
@@ -402,6 +415,21 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     data = dataclasses.asdict(cfg)
     data.pop("base_dir", None)
     return data
+
+
+def config_difference(a: Config, b: Config) -> str | None:
+    """The first key whose value differs, as "key a.b: X != Y"; None when equal."""
+
+    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {prefix[:-1]: node}
+        return {k: v for key, sub in node.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+
+    fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
+    for key in sorted(set(fa) | set(fb)):
+        if fa.get(key) != fb.get(key):
+            return f"key {key}: {fa.get(key)!r} != {fb.get(key)!r}"
+    return None
 
 
 def dump_config(cfg: Config) -> str:

@@ -25,9 +25,9 @@ def atomic_write(path: Path, text: str) -> None:
 class MetricsWriter:
     """One JSON object per line, flushed each line so a crash loses at most one record."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, append: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: TextIO = path.open("w")
+        self._f: TextIO = path.open("a" if append else "w")
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps(record) + "\n")
@@ -35,6 +35,20 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+def truncate_metrics(path: Path, last_iter: int) -> None:
+    """Keep only the records up to `last_iter` (a resumed run rewrites what follows)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the half line a crash can leave at the end
+            continue
+        if record.get("iter", last_iter + 1) <= last_iter:
+            kept.append(line + "\n")
+    atomic_write(path, "".join(kept))
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Point-to-point exchange with graph neighbours: the only module that sends and receives.
 
 Each round a rank frames its payload once, posts one send to and one receive from every
-neighbour (batch_isend_irecv: no ordering deadlock, never a send to itself), waits for all,
-then checks every received header. No global barrier: a rank waits only for its neighbours.
+neighbour (all posted before any wait: no ordering deadlock, never a send to itself), waits
+for all, then checks every received header. A neighbour that is gone or silent raises
+PeerError naming it. No global barrier: a rank waits only for its neighbours.
 Bytes are counted as what is handed to torch.distributed, header included. When every
 rank's payload has the same length (masks or dense weights of the one shared model),
 receive buffers are sized from the rank's own frame and a neighbour whose frame differs is
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from mcepl_dist.codec import (
     encode_frame,
     ring_allreduce_bytes,
 )
+from mcepl_dist.errors import PeerError
 from mcepl_dist.timing import PhaseTimer
 
 
@@ -131,8 +133,8 @@ class PeerTransport:
             try:
                 dist.all_reduce(t)
             except RuntimeError as exc:
-                raise RuntimeError(f"rank {self.rank}, round {round}: all-reduce failed: "
-                                   f"{str(exc).splitlines()[0]}") from exc
+                others = [r for r in range(dist.get_world_size()) if r != self.rank]
+                raise PeerError(round, others, str(exc)) from exc
         world = dist.get_world_size()
         sent = ring_allreduce_bytes(t.numel() * 4, world)
         self.counters.bytes_sent += sent
@@ -147,13 +149,27 @@ class PeerTransport:
             return
         ops = [dist.P2POp(dist.isend, send, j) for j in self.neighbors]
         ops += [dist.P2POp(dist.irecv, buf, j) for j, buf in recv.items()]
-        reqs = dist.batch_isend_irecv(ops)
-        # gloo returns one request per op; nccl may coalesce them into one for all peers.
-        peers: list[object] = ([op.peer for op in ops] if len(reqs) == len(ops)
-                               else [self.neighbors] * len(reqs))
+        reqs, peers = self._post(round, ops)
         for req, peer in zip(reqs, peers, strict=True):
             try:
                 req.wait()
             except RuntimeError as exc:
-                raise RuntimeError(f"rank {self.rank}, round {round}: exchange with neighbour "
-                                   f"{peer} failed: {str(exc).splitlines()[0]}") from exc
+                raise PeerError(round, peer, str(exc)) from exc
+
+    def _post(self, round: int, ops: list[dist.P2POp]) -> tuple[list[Any], list[Any]]:
+        """Post every send and receive; each request is paired with the peer it waits on."""
+        if self.device.type == "cuda":  # nccl coalesces the batch into one request
+            try:
+                reqs = dist.batch_isend_irecv(ops)
+            except RuntimeError as exc:
+                raise PeerError(round, list(self.neighbors), str(exc)) from exc
+            return reqs, ([op.peer for op in ops] if len(reqs) == len(ops)
+                          else [list(self.neighbors)] * len(reqs))
+        # gloo: post one at a time, so a peer that is already gone is named
+        posted = []
+        for op in ops:
+            try:
+                posted.append(op.op(op.tensor, op.peer))
+            except RuntimeError as exc:
+                raise PeerError(round, op.peer, str(exc)) from exc
+        return posted, [op.peer for op in ops]
