@@ -10,14 +10,18 @@ import logging
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from mcepl_dist.algorithms import Strategy
+from mcepl_dist import checkpoint
+from mcepl_dist.algorithms import ALL, Strategy
 from mcepl_dist.config import Config
 from mcepl_dist.data import AgentData, Sampler, Split
+from mcepl_dist.failure import Fault
 from mcepl_dist.metrics import MetricsWriter, RankResult, median
 from mcepl_dist.model import FixedNetwork, forward, normalize
 from mcepl_dist.timing import PhaseTimer
@@ -41,7 +45,26 @@ class AgentContext:
     writer: MetricsWriter
     # Sum over ranks of [test_acc, bytes_sent]; a collective, called at eval iterations only.
     reduce_progress: Callable[[list[float]], list[float]]
+    run_dir: Path
+    barrier: Callable[[], None]  # all ranks; after a checkpoint, before pruning older ones
+    resume: dict[str, Any] | None = None  # a checkpoint to continue from
+    fault: Fault | None = None  # test hook ($MCEPL_FAULT)
+    iteration: int = 0  # where the loop is (error messages, the watchdog)
     last_counters: dict[str, int] | None = None
+
+
+@dataclass
+class LoopState:
+    """The loop's running totals: what a checkpoint must carry besides the strategy."""
+
+    t_iters: list[float] = field(default_factory=list)
+    batch_losses: list[float] = field(default_factory=list)
+    paper_bits: float = 0.0
+    mask_ones: float = 0.0
+    totals: dict[str, float] = field(
+        default_factory=lambda: {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0})
+    acc: float = 0.0
+    loss: float = 0.0
 
 
 @torch.no_grad()
@@ -61,15 +84,25 @@ def evaluate(net: FixedNetwork, weights: list[torch.Tensor], split: Split, batch
 
 def exchange(ctx: AgentContext, round: int) -> dict[str, float]:
     """Step 3: send this round's message to every neighbour and hand over what arrives."""
-    payload = ctx.strategy.message(round)
-    received = ctx.transport.exchange(round, payload) if payload is not None else {}
-    ctx.strategy.receive(round, received)
-    return ctx.strategy.message_stats() if payload is not None else {}
+    s = ctx.strategy
+    payload = s.message(round)
+    if payload is None:
+        received = {}
+    elif s.collective:
+        received = {ALL: ctx.transport.all_reduce_mean(round, payload)}
+    else:
+        received = ctx.transport.exchange(round, payload, kind=s.message_kind,
+                                          sizes_differ=s.sizes_differ)
+    s.receive(round, received)
+    return s.message_stats() if payload is not None else {}
 
 
-def ones_sent(ctx: AgentContext, stats: dict[str, float]) -> float:
-    """The authors' accounting of a round: ones in the mask x 1 bit, to every neighbour."""
-    return stats.get("mask_ones", 0.0) * len(ctx.transport.neighbors)
+def tally(ctx: AgentContext, st: LoopState, stats: dict[str, float]) -> None:
+    """Add a round to the paper's accounting (bits) and the authors' (ones): each message's
+    figures times the messages sent (one per neighbour; one for a collective)."""
+    fanout = 1 if ctx.strategy.collective else len(ctx.transport.neighbors)
+    st.paper_bits += stats.get("paper_bits", 0.0) * fanout
+    st.mask_ones += stats.get("mask_ones", 0.0) * fanout
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, float]:
@@ -85,44 +118,79 @@ def train(ctx: AgentContext) -> RankResult:
     train_x = torch.from_numpy(ctx.data.train.images).to(ctx.device)
     train_y = torch.from_numpy(ctx.data.train.labels).to(ctx.device)
     sampler = Sampler(len(train_y), tr.batch_size, cfg.seed, ctx.rank)
-    t_iters: list[float] = []
-    batch_losses: list[float] = []
-    mask_ones = 0.0
-    totals = {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0}
-    acc, loss = 0.0, 0.0
+    st = LoopState()
 
-    # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
-    start = time.perf_counter()
-    sent = exchange(ctx, 0)
-    mask_ones += ones_sent(ctx, sent)
-    ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
-                      "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
+    if ctx.resume is None:
+        # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
+        start = time.perf_counter()
+        sent = exchange(ctx, 0)
+        tally(ctx, st, sent)
+        ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
+                          "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
+        first = 1
+    else:
+        first = restore_checkpoint(ctx, ctx.resume, sampler, st) + 1
 
-    for it in range(1, tr.iterations + 1):
+    for it in range(first, tr.iterations + 1):
+        ctx.iteration = it
+        if ctx.fault is not None:
+            ctx.fault.fire_if_due(ctx.rank, it)
         start = time.perf_counter()
         # Local step on one minibatch: back-prop and intermediate aggregation (steps 1-2).
         idx = torch.from_numpy(sampler.next()).to(ctx.device)
         stats = ctx.strategy.local_step(normalize(train_x[idx]), train_y[idx])
         # Exchange with neighbours, then fine-tune and aggregate (steps 3-5).
         sent = exchange(ctx, it)
-        mask_ones += ones_sent(ctx, sent)
+        tally(ctx, st, sent)
         t_iter = time.perf_counter() - start
-        t_iters.append(t_iter)
-        batch_losses.append(stats["loss"])
+        st.t_iters.append(t_iter)
+        st.batch_losses.append(stats["loss"])
         record = {"iter": it, "rank": ctx.rank, **_traffic(ctx),
                   "t_iter": t_iter, **ctx.timer.pop(), **stats, **sent}
-        for key in totals:
-            totals[key] += record[key]
+        for key in st.totals:
+            st.totals[key] += record[key]
         # Evaluate every eval_every iterations and at the end.
         if (tr.eval_every and it % tr.eval_every == 0) or it == tr.iterations:
-            acc, loss = _evaluate_and_report(ctx, it, record, batch_losses, t_iters)
-            batch_losses = []
+            st.acc, st.loss = _evaluate_and_report(ctx, it, record, st.batch_losses, st.t_iters)
+            st.batch_losses = []
         elif ctx.rank == 0 and it % tr.log_every == 0:
             log.info("iter %d/%d  loss %.3f  %.2f s/iter  sent %s (rank 0)", it, tr.iterations,
                      stats["loss"], t_iter, _fmt_bytes(record["bytes_sent_cum"]))
         ctx.writer.write(record)
+        # Every checkpoint.every iterations: save this rank's whole state.
+        if cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
+            save_checkpoint(ctx, it, sampler, st)
 
-    return _result(ctx, acc, loss, t_iters, totals, mask_ones)
+    return _result(ctx, st)
+
+
+def save_checkpoint(ctx: AgentContext, it: int, sampler: Sampler, st: LoopState) -> None:
+    """Write this rank's state after iteration `it`; prune old ones once every rank has it."""
+    checkpoint.save(ctx.run_dir, ctx.rank, it, {
+        "strategy": ctx.strategy.state_dict(),
+        "sampler": sampler.state_dict(),
+        "rng": checkpoint.rng_states(ctx.device),
+        "counters": ctx.transport.counters.snapshot(),
+        "last_counters": ctx.last_counters,
+        "loop": asdict(st),
+    })
+    ctx.barrier()  # no rank prunes an older checkpoint before every rank has this one
+    checkpoint.prune(ctx.run_dir, ctx.rank, ctx.cfg.checkpoint.keep)
+
+
+def restore_checkpoint(ctx: AgentContext, saved: dict[str, Any], sampler: Sampler,
+                       st: LoopState) -> int:
+    """Put the strategy, sampler, RNGs, counters and totals back; return the iteration."""
+    ctx.strategy.load_state_dict(checkpoint.to_device(saved["strategy"], ctx.device))
+    sampler.load_state_dict(saved["sampler"])
+    checkpoint.set_rng_states(saved["rng"], ctx.device)
+    for key, value in saved["counters"].items():
+        setattr(ctx.transport.counters, key, value)
+    ctx.last_counters = saved["last_counters"]
+    for key, value in saved["loop"].items():
+        setattr(st, key, value)
+    ctx.iteration = int(saved["iteration"])
+    return ctx.iteration
 
 
 def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
@@ -142,18 +210,17 @@ def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
     return acc, loss
 
 
-def _result(ctx: AgentContext, acc: float, loss: float, t_iters: list[float],
-            totals: dict[str, float], mask_ones: float) -> RankResult:
+def _result(ctx: AgentContext, st: LoopState) -> RankResult:
     """This rank's final figures for the summary."""
     c = ctx.transport.counters
     rss, gpu = peak_memory_mb(ctx.device)
     return RankResult(
-        test_acc=acc, test_loss=loss, bytes_sent=c.bytes_sent, bytes_recv=c.bytes_recv,
+        test_acc=st.acc, test_loss=st.loss, bytes_sent=c.bytes_sent, bytes_recv=c.bytes_recv,
         msgs_sent=c.msgs_sent, message_bytes=c.bytes_sent / c.msgs_sent if c.msgs_sent else 0,
-        mask_ones_sent=mask_ones, median_t_iter=median(t_iters), sum_t_iter=sum(t_iters),
-        sum_t_comm=totals["t_comm"], sum_t_pack=totals["t_pack"],
-        sum_t_compute=totals["t_compute"],
-        peak_rss_mb=rss, peak_gpu_mb=gpu)
+        paper_bits_sent=st.paper_bits, mask_ones_sent=st.mask_ones,
+        median_t_iter=median(st.t_iters), sum_t_iter=sum(st.t_iters),
+        sum_t_comm=st.totals["t_comm"], sum_t_pack=st.totals["t_pack"],
+        sum_t_compute=st.totals["t_compute"], peak_rss_mb=rss, peak_gpu_mb=gpu)
 
 
 def _traffic(ctx: AgentContext) -> dict[str, int]:

@@ -23,7 +23,8 @@ from mcepl_dist.errors import ProtocolError
 
 MAGIC = b"MCEP"
 VERSION = 1
-KIND_MASK = 1
+KIND_MASK = 1  # a 1-bit mask of every masked weight (MCE-PL)
+KIND_WEIGHTS = 2  # fp32 weights: dense, or a 1-bit mask + the kept values (`encode_weights`)
 _HEADER = struct.Struct("<4sHHQIIII")
 HEADER_BYTES = _HEADER.size  # 32
 
@@ -71,6 +72,59 @@ def unpack_masks(packed: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[
     return out
 
 
+def weights_payload_size(numel: int, kept: int | None) -> int:
+    """Bytes of a weights payload: 4 * numel dense (kept None), else the smaller of the
+    sparse form (mask + 4 bytes per kept value) and dense."""
+    dense = 4 * numel
+    return dense if kept is None else min(dense, packed_size(numel) + 4 * kept)
+
+
+def encode_weights(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """fp32 weights for the wire: dense, or the 1-bit mask followed by the kept values in
+    order when that is smaller. The receiver tells the two apart by length alone (a sparse
+    payload is strictly shorter than 4 * numel); dense is used only when the mask can be
+    read back from it exactly (no kept value is 0.0)."""
+    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    if mask is None:
+        return flat.view(np.uint8)
+    keep = np.asarray(mask, dtype=bool).reshape(-1)
+    kept = flat[keep]
+    dense_ok = not np.any(kept == 0.0) and not np.any(flat[~keep] != 0.0)
+    if dense_ok and weights_payload_size(flat.size, int(keep.sum())) == 4 * flat.size:
+        return flat.view(np.uint8)
+    return np.concatenate([pack_bits(keep), kept.view(np.uint8)])
+
+
+def decode_weights(payload: np.ndarray, numel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `encode_weights`: the dense fp32 values (0 off the mask) and the mask
+    (for a dense payload, its non-zero entries)."""
+    if payload.size == 4 * numel:
+        values = np.frombuffer(payload.tobytes(), dtype=np.float32)
+        return values, values != 0.0
+    head = packed_size(numel)
+    keep = unpack_bits(payload[:head], numel)
+    kept = np.frombuffer(payload[head:].tobytes(), dtype=np.float32)
+    if kept.size != int(keep.sum()) or payload.size != head + 4 * kept.size:
+        raise ProtocolError(f"weights payload of {payload.size} bytes does not match its mask "
+                            f"({int(keep.sum())} kept of {numel})")
+    values = np.zeros(numel, dtype=np.float32)
+    values[keep] = kept
+    return values, keep
+
+
+def paper_bits(numel: int, reals: int, mask: bool) -> int:
+    """The paper's accounting of one message: 32 bits per real value, 1 bit per mask entry."""
+    return 32 * reals + (numel if mask else 0)
+
+
+def ring_allreduce_bytes(nbytes: int, world: int) -> int:
+    """Bytes one rank sends in a ring all-reduce of `nbytes`: 2 (world - 1) chunks of
+    ceil(nbytes / world) (reduce-scatter, then all-gather)."""
+    if world <= 1:
+        return 0
+    return 2 * (world - 1) * -(-nbytes // world)
+
+
 @dataclass(frozen=True)
 class Header:
     """The decoded fixed header of one frame."""
@@ -105,11 +159,8 @@ def decode_header(frame: np.ndarray) -> Header:
     return Header(*fields[:7])
 
 
-def check_frame(
-    frame: np.ndarray, *, round: int, sender: int, payload_len: int, kind: int = KIND_MASK
-) -> np.ndarray:
-    """Validate a received frame against what was expected; return its payload view."""
-    h = decode_header(frame)
+def _header_problems(h: Header, round: int, sender: int, kind: int) -> list[str]:
+    """What is wrong with a header, given the round, sender and kind expected."""
     problems = []
     if h.magic != MAGIC:
         problems.append(f"bad magic {h.magic!r}")
@@ -121,12 +172,36 @@ def check_frame(
         problems.append(f"round {h.round}, expected {round}")
     if h.sender != sender:
         problems.append(f"sender field {h.sender}")
-    if h.payload_len != payload_len or frame.size != HEADER_BYTES + payload_len:
+    return problems
+
+
+def _raise(sender: int, problems: list[str]) -> None:
+    if problems:
+        raise ProtocolError(f"bad frame from rank {sender}: {'; '.join(problems)}")
+
+
+def check_header(head: np.ndarray, *, round: int, sender: int, kind: int = KIND_MASK) -> int:
+    """Validate a header received on its own; return the payload length it announces."""
+    h = decode_header(head)
+    _raise(sender, _header_problems(h, round, sender, kind))
+    return h.payload_len
+
+
+def check_frame(
+    frame: np.ndarray, *, round: int, sender: int, payload_len: int | None,
+    kind: int = KIND_MASK
+) -> np.ndarray:
+    """Validate a received frame against what was expected; return its payload view.
+
+    payload_len None accepts any length the header states (variable-size payloads)."""
+    h = decode_header(frame)
+    problems = _header_problems(h, round, sender, kind)
+    expected = h.payload_len if payload_len is None else payload_len
+    if h.payload_len != expected or frame.size != HEADER_BYTES + expected:
         problems.append(f"payload length {h.payload_len} in a {frame.size}-byte frame, "
-                        f"expected {payload_len}")
+                        f"expected {expected}")
     payload = frame[HEADER_BYTES:]
     if not problems and zlib.crc32(payload.data) & 0xFFFFFFFF != h.crc32:
         problems.append("CRC32 mismatch (corrupted payload)")
-    if problems:
-        raise ProtocolError(f"bad frame from rank {sender}: {'; '.join(problems)}")
+    _raise(sender, problems)
     return payload

@@ -25,7 +25,8 @@ PAPER_RETENTION: tuple[float, ...] = (
     0.4, 0.2, 0.3, 0.3, 0.4, 0.3, 0.1, 0.1, 0.3, 0.3,
 )  # fmt: skip
 
-ALGORITHMS = ("mcepl", "ind_mask")
+ALGORITHMS = ("mcepl", "ind_mask", "dsgd", "fedavg", "dsgd_prox", "lottery_dsgd", "ind_weipru",
+              "avr_weipru", "par_weipru", "dispfl")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -47,6 +48,15 @@ class AlgorithmConfig:
     bernoulli_p: float = 0.5  # density of the shared pattern when neighbor_init = bernoulli
     weight_decay: float = 0.0  # L2 on z, added to G (authors' code: 5e-4)
     momentum: float = 0.0  # heavy-ball momentum on z (paper: plain SGD)
+    # Real-valued baselines (README, "Baselines"); ignored by the mask methods.
+    lr: float | None = None  # SGD rate on w; None = 0.01 (the paper's Table I rate)
+    mixing: Literal["uniform", "metropolis"] = "uniform"  # DSGD-family gossip weights
+    prox_mu: float = 0.01  # dsgd_prox: FedProx's mu
+    lottery_threshold: float = 0.5  # lottery_dsgd: local accuracy that triggers a prune
+    lottery_rate: float = 0.2  # lottery_dsgd: fraction of the kept weights pruned each time
+    lottery_window: int = 10  # lottery_dsgd: iterations of minibatch accuracy averaged
+    dispfl_alpha: float = 0.5  # dispfl: initial prune-and-regrow fraction (cosine-annealed)
+    dispfl_every: int = 10  # dispfl: iterations between mask updates
 
     def __post_init__(self) -> None:
         _check(self.name in ALGORITHMS, f"algorithm.name: unknown algorithm {self.name!r}; "
@@ -64,6 +74,20 @@ class AlgorithmConfig:
         _check(self.weight_decay >= 0,
                f"algorithm.weight_decay must be >= 0, got {self.weight_decay}")
         _check(0 <= self.momentum < 1, f"algorithm.momentum must be in [0, 1), got {self.momentum}")
+        _check(self.lr is None or self.lr > 0, f"algorithm.lr must be > 0 or null, got {self.lr}")
+        _check(self.mixing in ("uniform", "metropolis"),
+               f"algorithm.mixing must be uniform or metropolis, got {self.mixing!r}")
+        _check(self.prox_mu >= 0, f"algorithm.prox_mu must be >= 0, got {self.prox_mu}")
+        _check(0 <= self.lottery_threshold <= 1,
+               f"algorithm.lottery_threshold must be in [0, 1], got {self.lottery_threshold}")
+        _check(0 < self.lottery_rate < 1,
+               f"algorithm.lottery_rate must be in (0, 1), got {self.lottery_rate}")
+        _check(self.lottery_window >= 1,
+               f"algorithm.lottery_window must be >= 1, got {self.lottery_window}")
+        _check(0 <= self.dispfl_alpha < 1,
+               f"algorithm.dispfl_alpha must be in [0, 1), got {self.dispfl_alpha}")
+        _check(self.dispfl_every >= 1,
+               f"algorithm.dispfl_every must be >= 1, got {self.dispfl_every}")
 
     @property
     def fine_tune_rate(self) -> float:
@@ -184,6 +208,18 @@ class CommConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckpointConfig:
+    """Periodic per-rank checkpoints, for `--resume RUN_DIR` after a crash."""
+
+    every: int = 50  # save every this many iterations; 0 = never
+    keep: int = 2  # newest checkpoints kept per rank
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 0, f"checkpoint.every must be >= 0, got {self.every}")
+        _check(self.keep >= 1, f"checkpoint.keep must be >= 1, got {self.keep}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutputConfig:
     """What the run writes besides metrics."""
 
@@ -203,6 +239,7 @@ class Config:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     comm: CommConfig = field(default_factory=CommConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     base_dir: str = field(default="", metadata={"internal": True})  # dir of the YAML file
 
@@ -316,18 +353,42 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+def read_config_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's raw mapping. `base: FILE` (beside it, else shipped with the package)
+    names a config it extends: the file's own keys override the base's, section by section."""
+    _check(path.is_file(), f"config file not found: {path}")
+    _check(path.resolve() not in chain, f"config {path}: circular base chain")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    _check(isinstance(raw, dict), f"config {path}: expected a mapping at the top level")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    _check(isinstance(base, str), f"config {path}: base must be a file name, got {base!r}")
+    beside = path.parent / base
+    parent = read_config_file(beside if beside.is_file() else packaged_file(base),
+                              (*chain, path.resolve()))
+    return _merge(parent, raw)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, recursing into sections (mappings)."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both else value
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (None = the embedded default), apply overrides, validate."""
     raw: dict[str, Any] = {}
     base_dir = ""
     if path is not None:
-        p = Path(path)
-        _check(p.is_file(), f"config file not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config {p} is not valid YAML: {exc}".splitlines()[0]) from None
-        base_dir = str(p.resolve().parent)
+        raw = read_config_file(Path(path))
+        base_dir = str(Path(path).resolve().parent)
     raw = apply_overrides(raw, overrides or [])
     cfg = _build(Config, raw, "")
     return dataclasses.replace(cfg, base_dir=base_dir)
@@ -354,6 +415,21 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     data = dataclasses.asdict(cfg)
     data.pop("base_dir", None)
     return data
+
+
+def config_difference(a: Config, b: Config) -> str | None:
+    """The first key whose value differs, as "key a.b: X != Y"; None when equal."""
+
+    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {prefix[:-1]: node}
+        return {k: v for key, sub in node.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+
+    fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
+    for key in sorted(set(fa) | set(fb)):
+        if fa.get(key) != fb.get(key):
+            return f"key {key}: {fa.get(key)!r} != {fb.get(key)!r}"
+    return None
 
 
 def dump_config(cfg: Config) -> str:

@@ -103,6 +103,13 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     return t.cpu().tolist()
 
 
+def all_reduce_min(value: int) -> int:
+    """The smallest of the ranks' integers (agreeing on a checkpoint to resume from)."""
+    t = torch.tensor([value], dtype=torch.int64, device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
 def barrier() -> None:
-    """Wait for every rank (used only around the run directory's creation)."""
+    """Wait for every rank (around the run directory's creation and after checkpoints)."""
     dist.barrier()

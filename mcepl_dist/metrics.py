@@ -25,9 +25,9 @@ def atomic_write(path: Path, text: str) -> None:
 class MetricsWriter:
     """One JSON object per line, flushed each line so a crash loses at most one record."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, append: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: TextIO = path.open("w")
+        self._f: TextIO = path.open("a" if append else "w")
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps(record) + "\n")
@@ -35,6 +35,20 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+def truncate_metrics(path: Path, last_iter: int) -> None:
+    """Keep only the records up to `last_iter` (a resumed run rewrites what follows)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the half line a crash can leave at the end
+            continue
+        if record.get("iter", last_iter + 1) <= last_iter:
+            kept.append(line + "\n")
+    atomic_write(path, "".join(kept))
 
 
 @dataclass
@@ -46,7 +60,8 @@ class RankResult:
     bytes_sent: float
     bytes_recv: float
     msgs_sent: float
-    message_bytes: float  # frame size of the last mask message (header included)
+    message_bytes: float  # mean frame size of the messages sent (header included)
+    paper_bits_sent: float  # the paper's accounting: 32 bits per real value, 1 per mask entry
     mask_ones_sent: float  # the authors' accounting: ones x 1 bit, summed over messages
     median_t_iter: float
     sum_t_iter: float
@@ -84,6 +99,9 @@ def summarize(algorithm: str, iterations: int, wall_clock_s: float,
         "bytes_recv_total": int(sum(r.bytes_recv for r in results)),
         "messages_sent_total": int(msgs),
         "bytes_per_message": int(max(r.message_bytes for r in results)),
+        "bytes_sent_per_agent_per_iter": sum(r.bytes_sent for r in results)
+        / (len(results) * max(iterations, 1)),
+        "paper_bytes_sent_total": int(sum(r.paper_bits_sent for r in results) // 8),
         "paper_bytes_per_message_dense": (num_masked + 7) // 8,
         "paper_mask_ones_bits_total": int(sum(r.mask_ones_sent for r in results)),
         "wall_clock_s": wall_clock_s,

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from mcepl_dist.codec import HEADER_BYTES, frame_bytes, packed_size
+from mcepl_dist.codec import (
+    HEADER_BYTES,
+    frame_bytes,
+    packed_size,
+    ring_allreduce_bytes,
+    weights_payload_size,
+)
 from mcepl_dist.config import Config, resolve_path
 from mcepl_dist.data import check_data, label_table
 from mcepl_dist.data.cifar10 import load_labels
 from mcepl_dist.data.partition import test_indices, train_indices
 from mcepl_dist.data.synthetic import synthetic_labels
-from mcepl_dist.model import layer_shapes
+from mcepl_dist.masks import keep_count
+from mcepl_dist.model import CONV_LAYERS, layer_shapes
 from mcepl_dist.topology import build_graph
 
 
@@ -38,6 +45,63 @@ def check_inputs(cfg: Config) -> tuple[np.ndarray, list[list[int]]]:
     return adj, table
 
 
+MASK_METHODS = ("mcepl", "ind_mask")
+SILENT = ("ind_mask", "ind_weipru")
+DENSE = ("dsgd", "dsgd_prox")
+SPARSE = ("avr_weipru", "par_weipru", "dispfl", "lottery_dsgd")
+
+
+def payload_bytes(cfg: Config, agent: int, final: bool = False) -> int:
+    """Bytes of one message payload of `agent` (0: none). lottery_dsgd starts dense and
+    shrinks as it prunes: `final` gives its size once it reaches r_i."""
+    name, shapes = cfg.algorithm.name, layer_shapes(cfg.model.width)
+    numel = sum(int(np.prod(s)) for s in shapes)
+    if name in SILENT:
+        return 0
+    if name == "mcepl":
+        return packed_size(numel)
+    if name in DENSE or name == "fedavg" or (name == "lottery_dsgd" and not final):
+        return 4 * numel
+    r = cfg.agents.ratio(agent)
+    fc = r if cfg.algorithm.fc_retention is None else cfg.algorithm.fc_retention
+    kept = sum(keep_count(int(np.prod(s)), r if i < CONV_LAYERS else fc)
+               for i, s in enumerate(shapes))
+    return weights_payload_size(numel, kept)
+
+
+def _knobs(cfg: Config) -> str:
+    a = cfg.algorithm
+    if a.name in MASK_METHODS:
+        return f"eta {a.eta}, lambda {a.lam}, Fil {a.fil_threshold}"
+    return f"lr {a.lr if a.lr is not None else 0.01}"
+
+
+def _traffic(cfg: Config, adj: np.ndarray) -> list[str]:
+    """What goes on the wire: message size(s) and bytes per round over all agents."""
+    name, n = cfg.algorithm.name, cfg.agents.num
+    degrees = adj.sum(axis=1)
+    if name in SILENT:
+        return [f"message: none ({name} does not communicate)",
+                "traffic per round, all agents: 0 bytes"]
+    if name == "fedavg":
+        per_rank = ring_allreduce_bytes(payload_bytes(cfg, 0), n)
+        return [f"message: one all-reduce of {payload_bytes(cfg, 0):,} bytes of fp32 weights "
+                f"per round; a ring all-reduce sends {per_rank:,} bytes per rank",
+                f"traffic per round, all agents: {n * per_rank:,} bytes"]
+    sizes = [payload_bytes(cfg, a) for a in range(n)]
+    total = sum(int(degrees[a]) * frame_bytes(sizes[a]) for a in range(n))
+    lines = [f"message: {frame_bytes(min(sizes)):,} to {frame_bytes(max(sizes)):,} bytes "
+             f"(payload + {HEADER_BYTES} header)" if min(sizes) != max(sizes) else
+             f"message: {frame_bytes(sizes[0]):,} bytes ({sizes[0]:,} payload + "
+             f"{HEADER_BYTES} header)",
+             f"traffic per round, all agents: {total:,} bytes"]
+    if name == "lottery_dsgd":
+        final = sum(int(degrees[a]) * frame_bytes(payload_bytes(cfg, a, final=True))
+                    for a in range(n))
+        lines[-1] += f" at first, {final:,} once every agent has pruned to r_i"
+    return lines
+
+
 def describe(cfg: Config) -> list[str]:
     """Validate everything a run would check (except the world size) and describe it."""
     topo, n = cfg.topology, cfg.agents.num
@@ -45,19 +109,14 @@ def describe(cfg: Config) -> list[str]:
     tr_labels, te_labels = _labels(cfg, True), _labels(cfg, False)
     degrees = adj.sum(axis=1)
     masked = sum(int(np.prod(s)) for s in layer_shapes(cfg.model.width))
-    frame = frame_bytes(packed_size(masked))
-    sends = cfg.algorithm.name != "ind_mask"
     where = Path(cfg.data.resolved_root()) if cfg.data.name == "cifar10" else "generated"
     lines = [
         f"config OK: {cfg.algorithm.name}, {n} agents, {cfg.train.iterations} iterations, "
-        f"batch {cfg.train.batch_size}, eta {cfg.algorithm.eta}, lambda {cfg.algorithm.lam}, "
-        f"Fil {cfg.algorithm.fil_threshold}, seed {cfg.seed}",
+        f"batch {cfg.train.batch_size}, {_knobs(cfg)}, seed {cfg.seed}",
         f"graph: {topo.kind}, {int(adj.sum()) // 2} edges, degree min/mean/max "
         f"{degrees.min()}/{degrees.mean():.1f}/{degrees.max()}",
         f"model: width {cfg.model.width}, {masked:,} masked weights, w by {cfg.model.weight_init}",
-        f"message: {frame:,} bytes ({packed_size(masked):,} payload + {HEADER_BYTES} header)"
-        if sends else "message: none (ind_mask does not communicate)",
-        f"traffic per round, all agents: {int(adj.sum()) * frame if sends else 0:,} bytes",
+        *_traffic(cfg, adj),
         f"data: {cfg.data.name} ({where}), {cfg.data.labels_per_agent} labels per agent",
         "agent  r     degree  labels          train  test",
     ]

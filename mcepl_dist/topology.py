@@ -113,3 +113,20 @@ def build_graph(kind: str, num_agents: int, *, p: float = 0.5, seed: int = 0,
 def neighbors(adj: np.ndarray, node: int) -> list[int]:
     """Sorted neighbour ranks of one node."""
     return [int(j) for j in np.flatnonzero(adj[node])]
+
+
+def mixing_weights(adj: np.ndarray, node: int, scheme: str = "uniform") -> dict[int, float]:
+    """Row `node` of the gossip matrix, self included (DSGD's averaging weights).
+
+    uniform: 1 / (deg_i + 1) for i and each neighbour. metropolis (Metropolis-Hastings):
+    1 / (1 + max(deg_i, deg_j)) per neighbour j, the rest on i; doubly stochastic.
+    """
+    nbrs = neighbors(adj, node)
+    if scheme == "uniform":
+        share = 1.0 / (len(nbrs) + 1)
+        return {node: share, **{j: share for j in nbrs}}
+    if scheme == "metropolis":
+        deg = adj.sum(axis=1)
+        row = {j: 1.0 / (1.0 + max(int(deg[node]), int(deg[j]))) for j in nbrs}
+        return {node: 1.0 - sum(row.values()), **row}
+    raise TopologyError(f"unknown mixing scheme {scheme!r} (uniform or metropolis)")

@@ -12,11 +12,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mcepl_dist.config import load_config
 from mcepl_dist.metrics import load_masks
@@ -211,6 +213,54 @@ def test_same_command_is_deterministic(quick: Run, quick_twin: Run) -> None:
     sa, sb = quick.summary(), quick_twin.summary()
     for key in ("per_agent_test_acc", "bytes_sent_total", "bytes_per_message"):
         assert sa[key] == sb[key], key
+
+
+# ---------------------------------------------------------------------------------------
+# (b2) a rank killed under torchrun, then --resume: the same masks and metrics bit for bit
+
+CRASH_TIMEOUT_S = 30
+KILLED, KILL_ITER = 2, 3
+
+
+def test_killed_rank_fails_the_run_and_resume_matches(workdir: Path, quick: Run) -> None:
+    out = workdir / "crashed"
+    args = ["--config", str(QUICKSTART), *SMALL, "--set", "checkpoint.every=2",
+            "--set", f"comm.timeout_s={CRASH_TIMEOUT_S}"]
+    crashed = torchrun(workdir, AGENTS, args, out,
+                       env_extra={"MCEPL_FAULT": f"kill@rank={KILLED},iter={KILL_ITER}"})
+    ended = time.time()
+    err = crashed.proc.stderr
+    assert crashed.proc.returncode != 0, crashed.describe()
+    fault = re.search(r"injected fault kill \(rank 2, iteration 3\) at ([\d.]+)", err)
+    assert fault, crashed.describe()
+    # torchrun ends the other ranks and names the killed one as the root cause.
+    cause = err[err.index("Root Cause"):]
+    assert re.search(rf"rank\s*:\s*{KILLED}\b.*?SIGKILL", cause, re.S), crashed.describe()
+    assert ended - float(fault.group(1)) < CRASH_TIMEOUT_S + 15, crashed.describe()
+    # Iteration 2's checkpoint is on every rank, loadable without unpickling code.
+    for r in range(AGENTS):
+        assert [p.name for p in sorted((out / "checkpoints" / f"rank{r}").iterdir())] == [
+            "iter0000002.pt"]
+        state = torch.load(out / "checkpoints" / f"rank{r}" / "iter0000002.pt",
+                           weights_only=True)
+        assert state["iteration"] == 2 and state["rank"] == r
+    assert not (out / "summary.json").exists()
+
+    resumed = torchrun(workdir, AGENTS, ["--resume", str(out)], None)
+    assert resumed.proc.returncode == 0, resumed.describe()
+    assert "resuming" in resumed.proc.stderr and "after iteration 2" in resumed.proc.stderr
+    run = Run(out, resumed.proc)
+    for agent in range(AGENTS):
+        for layer, (ma, mb) in enumerate(zip(quick.masks(agent), run.masks(agent), strict=True)):
+            assert np.array_equal(ma, mb), f"agent {agent} {LAYER_NAMES[layer]} masks differ"
+        a, b = quick.metrics(agent), run.metrics(agent)
+        assert [rec["iter"] for rec in b] == list(range(ITERATIONS + 1))
+        assert [_comparable(x) for x in a] == [_comparable(y) for y in b], agent
+    sa, sb = quick.summary(), run.summary()
+    wall = {"wall_clock_s", "median_t_iter_s", "comm_fraction"}
+    for key in sa:
+        if key not in wall and not key.startswith("peak_"):
+            assert sa[key] == sb[key], key
 
 
 # ---------------------------------------------------------------------------------------

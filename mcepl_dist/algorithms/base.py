@@ -3,7 +3,9 @@
 An iteration is: `local_step` (local computation on one minibatch), `message` (the payload
 to send every neighbour this round, or None), the loop's exchange, then `receive` (the
 aggregation with what arrived). Round 0 is `message` + `receive` with no local step.
-Algorithms never touch torch.distributed: they see payloads as uint8 numpy arrays.
+Algorithms never touch torch.distributed: they see payloads as uint8 numpy arrays. A
+`collective` strategy (FedAvg) instead hands over a float32 vector and receives the mean
+over all ranks under the key ALL.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mcepl_dist.codec import KIND_MASK
 from mcepl_dist.config import AlgorithmConfig
-from mcepl_dist.model import FixedNetwork
+from mcepl_dist.model import CONV_LAYERS, FixedNetwork
 from mcepl_dist.timing import PhaseTimer
 
 
@@ -31,6 +34,14 @@ class AgentSpec:
     algo: AlgorithmConfig
     device: torch.device
     timer: PhaseTimer = field(default_factory=PhaseTimer)
+    # Self-inclusive gossip weights {rank: a}, the agent's row of the mixing matrix.
+    mixing: dict[int, float] = field(default_factory=dict)
+    iterations: int = 0  # the run's length, for schedules that anneal over it
+
+    def layer_ratios(self) -> list[float]:
+        """Retention per masked layer: r_i, with fc_retention on the FC layers if set."""
+        fc = self.retention if self.algo.fc_retention is None else self.algo.fc_retention
+        return [self.retention if i < CONV_LAYERS else fc for i in range(len(self.net.weights))]
 
     def generator(self, stream: int) -> torch.Generator:
         """A CPU generator unique to (seed, agent, stream)."""
@@ -38,10 +49,16 @@ class AgentSpec:
         return torch.Generator().manual_seed(int(state[0]))
 
 
+ALL = -1  # key of the all-rank mean handed to a collective strategy's `receive`
+
+
 class Strategy(ABC):
     """One algorithm's per-rank state and update rules."""
 
     name: str = "base"
+    message_kind: int = KIND_MASK  # frame kind of the payload (codec.KIND_*)
+    sizes_differ: bool = False  # payload lengths differ between agents (sparse weights)
+    collective: bool = False  # the message is averaged over all ranks, not sent to neighbours
     # Attributes that hold the strategy's whole evolving state (tensors, lists of tensors,
     # numbers, None): what a checkpoint saves and a resume restores.
     state_keys: tuple[str, ...] = ()
@@ -83,5 +100,6 @@ class Strategy(ABC):
         return None
 
     def message_stats(self) -> dict[str, float]:
-        """Paper-style accounting of the last message (e.g. ones in the mask)."""
+        """Paper-style accounting of the last message: `paper_bits` (32 per real value, 1 per
+        mask entry) and, for mask methods, `mask_ones` (the authors' accounting)."""
         return {}

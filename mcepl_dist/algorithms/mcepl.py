@@ -13,7 +13,7 @@ from torch import Tensor
 from mcepl_dist import masks as M
 from mcepl_dist.algorithms.base import AgentSpec, Strategy
 from mcepl_dist.algorithms.bits import count_ones, pack_bits
-from mcepl_dist.model import CONV_LAYERS, fan_in, forward
+from mcepl_dist.model import fan_in, forward
 
 
 class MCEPL(Strategy):
@@ -27,8 +27,7 @@ class MCEPL(Strategy):
         super().__init__(spec)
         net, cfg, dev = spec.net, spec.algo, spec.device
         self.w = list(net.weights)
-        fc_r = spec.retention if cfg.fc_retention is None else cfg.fc_retention
-        self.ratios = [spec.retention if i < CONV_LAYERS else fc_r for i in range(len(self.w))]
+        self.ratios = spec.layer_ratios()
         gen = spec.generator(stream=1)
         self.z = [((torch.rand(w.shape, generator=gen) * 2 - 1) / math.sqrt(fan_in(w.shape)))
                   .to(dev) for w in self.w]
@@ -83,8 +82,9 @@ class MCEPL(Strategy):
             return pack_bits(torch.cat([m.reshape(-1) for m in self.m_half]))
 
     def message_stats(self) -> dict[str, float]:
-        """The authors' accounting: number of ones in the mask sent (1 bit each)."""
-        return {"mask_ones": float(sum(m.sum() for m in self.m_half))}  # one device sync
+        """The paper's accounting (1 bit per mask entry) and the authors' code's (ones sent)."""
+        return {"paper_bits": float(self.numel),  # one device sync below, not one per layer
+                "mask_ones": float(sum(m.sum() for m in self.m_half))}
 
     # -- steps 4 and 5 ------------------------------------------------------------------
     def receive(self, round: int, payloads: dict[int, np.ndarray]) -> None:

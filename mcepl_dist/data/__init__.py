@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,3 +82,14 @@ class Sampler:
         idx = self.order[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return idx
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the sampler stands, as plain data: RNG state, this epoch's order, position."""
+        return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(),
+                "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where `state_dict` was taken."""
+        self.rng.bit_generator.state = state["rng"]
+        self.order = np.asarray(state["order"], dtype=np.int64)
+        self.pos = int(state["pos"])
