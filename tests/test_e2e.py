@@ -257,7 +257,8 @@ def test_killed_rank_fails_the_run_and_resume_matches(workdir: Path, quick: Run)
         assert [rec["iter"] for rec in b] == list(range(ITERATIONS + 1))
         assert [_comparable(x) for x in a] == [_comparable(y) for y in b], agent
     sa, sb = quick.summary(), run.summary()
-    wall = {"wall_clock_s", "median_t_iter_s", "comm_fraction"}
+    wall = {"wall_clock_s", "median_t_iter_s", "comm_fraction", "startup_s_median",
+            "startup_s_max"}
     for key in sa:
         if key not in wall and not key.startswith("peak_"):
             assert sa[key] == sb[key], key
