@@ -204,9 +204,9 @@ def test_out_of_range_values(override: str, key: str) -> None:
 
 
 def test_unknown_algorithm() -> None:
-    msg = _err(["algorithm.name=fedavg"])
+    msg = _err(["algorithm.name=fedsgd"])
     assert "algorithm.name" in msg
-    assert "fedavg" in msg
+    assert "fedsgd" in msg
     assert "mcepl" in msg
 
 
