@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_e2e import AGENTS, QUICKSTART, SMALL, torchrun
+from test_e2e import AGENTS, QUICKSTART, SMALL, Run, torchrun
 
 from mcepl_dist.codec import frame_bytes, ring_allreduce_bytes
 from mcepl_dist.config import load_config
@@ -46,3 +47,27 @@ def test_every_algorithm_config_validates() -> None:
                          "ind_weipru", "avr_weipru", "par_weipru", "dispfl"):
             assert cfg.algorithm.name == path.stem
             assert cfg.agents.num == 20 and cfg.train.iterations == 400  # from default.yaml
+
+
+def test_baseline_resume_is_bitwise(tmp_path: Path) -> None:
+    """Dis-PFL killed after a checkpoint and resumed: the same masks, accuracies and bytes as
+    the uninterrupted run (its weights, evolving mask and step count travel in the
+    checkpoint; the other baselines' state round-trips in test_baselines.py)."""
+    args = ["--config", str(QUICKSTART), *SMALL, "--set", "algorithm.name=dispfl",
+            "--set", "checkpoint.every=2", "--set", "algorithm.dispfl_every=2"]
+    whole = torchrun(tmp_path, AGENTS, args, tmp_path / "whole")
+    assert whole.proc.returncode == 0, whole.describe()
+    crashed = torchrun(tmp_path, AGENTS, args, tmp_path / "crashed",
+                       env_extra={"MCEPL_FAULT": "kill@rank=1,iter=5"})
+    assert crashed.proc.returncode != 0, crashed.describe()
+    resumed = torchrun(tmp_path, AGENTS, ["--resume", str(tmp_path / "crashed")], None)
+    assert resumed.proc.returncode == 0, resumed.describe()
+    run = Run(tmp_path / "crashed", resumed.proc)
+    for agent in range(AGENTS):
+        for ma, mb in zip(whole.masks(agent), run.masks(agent), strict=True):
+            assert np.array_equal(ma, mb), agent
+        timeless = [[{k: v for k, v in r.items() if not k.startswith("t_")}
+                     for r in x.metrics(agent)] for x in (whole, run)]
+        assert timeless[0] == timeless[1], agent
+    for key in ("per_agent_test_acc", "bytes_sent_total", "paper_bytes_sent_total"):
+        assert whole.summary()[key] == run.summary()[key], key
