@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mcepl_dist.masks import keep_count, top_indices
+from mcepl_dist.masks import thres, top_indices, top_k_mask
 
 
 def weighted_average(tensors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
@@ -55,18 +55,12 @@ def prox_grad(w: Tensor, w_ref: Tensor, mu: float) -> Tensor:
 
 def magnitude_mask(w: Tensor, keep: int) -> Tensor:
     """0/1 mask keeping exactly the `keep` entries of largest |w| (ties broken arbitrarily)."""
-    flat = w.detach().reshape(-1).abs()
-    mask = torch.zeros_like(flat)
-    if keep >= flat.numel():
-        mask.fill_(1.0)
-    elif keep > 0:
-        mask[top_indices(flat, keep)] = 1.0
-    return mask.view_as(w)
+    return top_k_mask(w.detach().abs(), keep)
 
 
 def prune_to_ratio(w: Tensor, ratio: float) -> Tensor:
-    """Per-layer magnitude pruning to retention r (ind-weipru): the Thres count on |w|."""
-    return magnitude_mask(w, keep_count(w.numel(), ratio))
+    """Per-layer magnitude pruning to retention r (ind-weipru): Thres on |w|."""
+    return thres(w.detach().abs(), ratio)
 
 
 def prune_fraction(w: Tensor, mask: Tensor, fraction: float, min_keep: int) -> Tensor:

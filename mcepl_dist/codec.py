@@ -96,15 +96,16 @@ def encode_weights(values: np.ndarray, mask: np.ndarray | None = None) -> np.nda
 
 
 def decode_weights(payload: np.ndarray, numel: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of `encode_weights`: the dense fp32 values (0 off the mask) and the mask
-    (for a dense payload, its non-zero entries)."""
-    if payload.size == 4 * numel:
-        values = np.frombuffer(payload.tobytes(), dtype=np.float32)
+    """Inverse of `encode_weights`: the dense fp32 values (0 off the mask; a new array, one
+    copy of the payload) and the mask (for a dense payload, its non-zero entries)."""
+    body = np.ascontiguousarray(payload, dtype=np.uint8)
+    if body.size == 4 * numel:
+        values = body.view(np.float32).copy()
         return values, values != 0.0
     head = packed_size(numel)
-    keep = unpack_bits(payload[:head], numel)
-    kept = np.frombuffer(payload[head:].tobytes(), dtype=np.float32)
-    if kept.size != int(keep.sum()) or payload.size != head + 4 * kept.size:
+    keep = unpack_bits(body[:head], numel)
+    kept = body[head:].view(np.float32) if (body.size - head) % 4 == 0 else np.empty(0)
+    if kept.size != int(keep.sum()) or body.size != head + 4 * kept.size:
         raise ProtocolError(f"weights payload of {payload.size} bytes does not match its mask "
                             f"({int(keep.sum())} kept of {numel})")
     values = np.zeros(numel, dtype=np.float32)

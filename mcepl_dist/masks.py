@@ -22,15 +22,19 @@ def keep_count(numel: int, ratio: float) -> int:
 
 def thres(magnitude: Tensor, ratio: float) -> Tensor:
     """Thres (eq. 3): a 0/1 mask keeping exactly the top-r fraction of entries of one layer."""
-    k = keep_count(magnitude.numel(), ratio)
-    flat = magnitude.reshape(-1)
+    return top_k_mask(magnitude, keep_count(magnitude.numel(), ratio))
+
+
+def top_k_mask(magnitude: Tensor, k: int) -> Tensor:
+    """A 0/1 mask (magnitude's dtype and shape) keeping exactly its k largest entries."""
+    flat = magnitude.detach().reshape(-1)
     if 0 < k < flat.numel() and flat.device.type == "cpu":
         # numpy's scatter is ~2x faster than torch's index_put on the CPU
         out = np.zeros(flat.numel(), dtype=np.float32)
         out[top_indices(flat, k).numpy()] = 1.0
         return torch.from_numpy(out).to(magnitude.dtype).view_as(magnitude)
     mask = torch.zeros_like(flat)
-    if k == flat.numel():
+    if k >= flat.numel():
         mask.fill_(1.0)
     elif k > 0:
         mask[top_indices(flat, k)] = 1.0

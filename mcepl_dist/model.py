@@ -28,6 +28,12 @@ def layer_shapes(width: float = 1.0, num_classes: int = 10) -> list[tuple[int, .
     return [(c1, 3, 5, 5), (c2, c1, 5, 5), (c3, c2, 5, 5), (f1, c3 * 4), (num_classes, f1)]
 
 
+def layer_ratios(retention: float, fc_retention: float | None) -> list[float]:
+    """Retention of each masked layer: r_i, or `fc_retention` on the FC layers if set."""
+    fc = retention if fc_retention is None else fc_retention
+    return [retention if i < CONV_LAYERS else fc for i in range(len(LAYER_NAMES))]
+
+
 def fan_in(shape: tuple[int, ...]) -> int:
     """Inputs feeding one output unit: in_channels * kernel area, or in_features."""
     return math.prod(shape[1:])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcepl_dist.algorithms import REGISTRY, Strategy
+from mcepl_dist.algorithms.weights import WeightStrategy
 from mcepl_dist.codec import (
     HEADER_BYTES,
     frame_bytes,
@@ -21,7 +23,7 @@ from mcepl_dist.data.cifar10 import load_labels
 from mcepl_dist.data.partition import test_indices, train_indices
 from mcepl_dist.data.synthetic import synthetic_labels
 from mcepl_dist.masks import keep_count
-from mcepl_dist.model import CONV_LAYERS, layer_shapes
+from mcepl_dist.model import layer_ratios, layer_shapes
 from mcepl_dist.topology import build_graph
 
 
@@ -45,45 +47,41 @@ def check_inputs(cfg: Config) -> tuple[np.ndarray, list[list[int]]]:
     return adj, table
 
 
-MASK_METHODS = ("mcepl", "ind_mask")
-SILENT = ("ind_mask", "ind_weipru")
-DENSE = ("dsgd", "dsgd_prox")
-SPARSE = ("avr_weipru", "par_weipru", "dispfl", "lottery_dsgd")
+def _strategy(cfg: Config) -> type[Strategy]:
+    return REGISTRY[cfg.algorithm.name]
 
 
 def payload_bytes(cfg: Config, agent: int, final: bool = False) -> int:
-    """Bytes of one message payload of `agent` (0: none). lottery_dsgd starts dense and
-    shrinks as it prunes: `final` gives its size once it reaches r_i."""
-    name, shapes = cfg.algorithm.name, layer_shapes(cfg.model.width)
+    """Bytes of one message payload of `agent` (0: none). A strategy that starts dense
+    (lottery_dsgd) shrinks as it prunes: `final` gives its size once it reaches r_i."""
+    cls, shapes = _strategy(cfg), layer_shapes(cfg.model.width)
     numel = sum(int(np.prod(s)) for s in shapes)
-    if name in SILENT:
+    if cls.wire == "none":
         return 0
-    if name == "mcepl":
+    if cls.wire == "mask":
         return packed_size(numel)
-    if name in DENSE or name == "fedavg" or (name == "lottery_dsgd" and not final):
+    if cls.wire == "dense" or (cls.starts_dense and not final):
         return 4 * numel
-    r = cfg.agents.ratio(agent)
-    fc = r if cfg.algorithm.fc_retention is None else cfg.algorithm.fc_retention
-    kept = sum(keep_count(int(np.prod(s)), r if i < CONV_LAYERS else fc)
-               for i, s in enumerate(shapes))
+    ratios = layer_ratios(cfg.agents.ratio(agent), cfg.algorithm.fc_retention)
+    kept = sum(keep_count(int(np.prod(s)), r) for s, r in zip(shapes, ratios))
     return weights_payload_size(numel, kept)
 
 
 def _knobs(cfg: Config) -> str:
     a = cfg.algorithm
-    if a.name in MASK_METHODS:
+    if not issubclass(_strategy(cfg), WeightStrategy):
         return f"eta {a.eta}, lambda {a.lam}, Fil {a.fil_threshold}"
-    return f"lr {a.lr if a.lr is not None else 0.01}"
+    return f"lr {a.lr if a.lr is not None else WeightStrategy.default_lr}"
 
 
 def _traffic(cfg: Config, adj: np.ndarray) -> list[str]:
     """What goes on the wire: message size(s) and bytes per round over all agents."""
-    name, n = cfg.algorithm.name, cfg.agents.num
+    name, n, cls = cfg.algorithm.name, cfg.agents.num, _strategy(cfg)
     degrees = adj.sum(axis=1)
-    if name in SILENT:
+    if cls.wire == "none":
         return [f"message: none ({name} does not communicate)",
                 "traffic per round, all agents: 0 bytes"]
-    if name == "fedavg":
+    if cls.collective:
         per_rank = ring_allreduce_bytes(payload_bytes(cfg, 0), n)
         return [f"message: one all-reduce of {payload_bytes(cfg, 0):,} bytes of fp32 weights "
                 f"per round; a ring all-reduce sends {per_rank:,} bytes per rank",
@@ -95,7 +93,7 @@ def _traffic(cfg: Config, adj: np.ndarray) -> list[str]:
              f"message: {frame_bytes(sizes[0]):,} bytes ({sizes[0]:,} payload + "
              f"{HEADER_BYTES} header)",
              f"traffic per round, all agents: {total:,} bytes"]
-    if name == "lottery_dsgd":
+    if cls.starts_dense:
         final = sum(int(degrees[a]) * frame_bytes(payload_bytes(cfg, a, final=True))
                     for a in range(n))
         lines[-1] += f" at first, {final:,} once every agent has pruned to r_i"

@@ -171,7 +171,7 @@ def make_run_dir(cfg: Config, out: str | None, rank: int) -> Path:
     stamp, error = 0, None
     if rank == 0:
         stamp = _fresh_stamp(cfg.name)
-        run_dir = Path(out) if out else Path("runs") / f"{cfg.name}-{stamp}"
+        run_dir = _run_dir_name(cfg, out, stamp)
         try:
             (run_dir / "metrics").mkdir(parents=True, exist_ok=True)
             atomic_write(run_dir / "config.yaml", dump_config(with_resolved_paths(cfg)))
@@ -179,8 +179,16 @@ def make_run_dir(cfg: Config, out: str | None, rank: int) -> Path:
             error = ConfigError(f"cannot create the run directory {run_dir}: "
                                 f"{exc.strerror or exc}")
     _stop_if_any_failed(error, "creating the run directory")
-    stamp = dist.broadcast_int(stamp)
-    return Path(out) if out else Path("runs") / f"{cfg.name}-{stamp}"
+    return _run_dir_name(cfg, out, dist.broadcast_int(stamp))
+
+
+def _run_dir_name(cfg: Config, out: str | None, stamp: int) -> Path:
+    """--out, else runs/<name>-<stamp>."""
+    return Path(out) if out else _default_run_dir(cfg.name, stamp)
+
+
+def _default_run_dir(name: str, stamp: int) -> Path:
+    return Path("runs") / f"{name}-{stamp}"
 
 
 def resume_state(run_dir: Path, rank: int) -> dict[str, Any]:
@@ -206,7 +214,7 @@ def resume_state(run_dir: Path, rank: int) -> dict[str, Any]:
 def _fresh_stamp(name: str) -> int:
     """A YYYYmmddHHMMSS stamp whose default run directory does not exist yet."""
     stamp = int(time.strftime("%Y%m%d%H%M%S"))
-    while (Path("runs") / f"{name}-{stamp}").exists():
+    while _default_run_dir(name, stamp).exists():
         stamp += 1  # two runs started within one second: take the next free name
     return stamp
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mcepl_dist.codec import KIND_MASK
+from mcepl_dist.codec import KIND_MASK, KIND_WEIGHTS
 from mcepl_dist.config import AlgorithmConfig
-from mcepl_dist.model import CONV_LAYERS, FixedNetwork
+from mcepl_dist.model import FixedNetwork, layer_ratios
 from mcepl_dist.timing import PhaseTimer
 
 
@@ -40,8 +40,7 @@ class AgentSpec:
 
     def layer_ratios(self) -> list[float]:
         """Retention per masked layer: r_i, with fc_retention on the FC layers if set."""
-        fc = self.retention if self.algo.fc_retention is None else self.algo.fc_retention
-        return [self.retention if i < CONV_LAYERS else fc for i in range(len(self.net.weights))]
+        return layer_ratios(self.retention, self.algo.fc_retention)
 
     def generator(self, stream: int) -> torch.Generator:
         """A CPU generator unique to (seed, agent, stream)."""
@@ -56,12 +55,29 @@ class Strategy(ABC):
     """One algorithm's per-rank state and update rules."""
 
     name: str = "base"
-    message_kind: int = KIND_MASK  # frame kind of the payload (codec.KIND_*)
-    sizes_differ: bool = False  # payload lengths differ between agents (sparse weights)
+    # What a message carries: "none" (no communication), "mask" (1 bit per masked weight),
+    # "dense" (fp32 weights) or "sparse" (1-bit mask + kept fp32 values; lengths differ
+    # between agents). The frame kind and the transport's two-phase mode follow from it.
+    wire: str = "none"
     collective: bool = False  # the message is averaged over all ranks, not sent to neighbours
+    starts_dense: bool = False  # sparse messages that are dense until the first prune
     # Attributes that hold the strategy's whole evolving state (tensors, lists of tensors,
     # numbers, None): what a checkpoint saves and a resume restores.
     state_keys: tuple[str, ...] = ()
+
+    @property
+    def communicates(self) -> bool:
+        return self.wire != "none"
+
+    @property
+    def message_kind(self) -> int:
+        """The frame kind of this strategy's messages (codec.KIND_*)."""
+        return KIND_MASK if self.wire == "mask" else KIND_WEIGHTS
+
+    @property
+    def sizes_differ(self) -> bool:
+        """Whether agents' payload lengths differ (the transport then sends headers first)."""
+        return self.wire == "sparse"
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec

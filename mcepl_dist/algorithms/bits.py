@@ -44,9 +44,10 @@ def unpack_bits(packed: np.ndarray, count: int, device: torch.device) -> Tensor:
 
 
 def unpack_bits_torch(packed: Tensor, count: int) -> Tensor:
-    """The unpacking kernel on `packed`'s own device (used on CUDA; testable on the CPU)."""
-    bits = (packed.view(-1, 1) & _bit_weights(packed.device)).ne(0)
-    return bits.view(-1)[:count].to(torch.uint8)
+    """The unpacking kernel on `packed`'s own device (used on CUDA; testable on the CPU):
+    the first `count` bits of each row of `packed` (1-D: one payload; 2-D: one per row)."""
+    bits = (packed.unsqueeze(-1) & _bit_weights(packed.device)).ne(0)
+    return bits.flatten(-2)[..., :count].to(torch.uint8)
 
 
 def count_ones(payloads: Sequence[np.ndarray], count: int, device: torch.device) -> Tensor:
@@ -59,12 +60,11 @@ def count_ones(payloads: Sequence[np.ndarray], count: int, device: torch.device)
     if device.type == "cpu":
         counts = torch.zeros(count, dtype=dtype)
         for packed in payloads:
-            counts += torch.from_numpy(np.unpackbits(packed, count=count))
+            counts += unpack_bits(packed, count, device)
         return counts
     return count_ones_torch(torch.from_numpy(np.stack(payloads)).to(device), count, dtype)
 
 
 def count_ones_torch(packed: Tensor, count: int, dtype: torch.dtype = torch.int32) -> Tensor:
     """The counting kernel on `packed`'s own device: rows are payloads (used on CUDA)."""
-    bits = (packed.unsqueeze(-1) & _bit_weights(packed.device)).ne(0)
-    return bits.view(packed.shape[0], -1)[:, :count].sum(dim=0, dtype=dtype)
+    return unpack_bits_torch(packed, count).sum(dim=0, dtype=dtype)

@@ -12,4 +12,4 @@ class IndMask(MCEPL):
     """MCE-PL with the exchange switched off."""
 
     name = "ind_mask"
-    communicates = False
+    wire = "none"

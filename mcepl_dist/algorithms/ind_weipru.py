@@ -13,6 +13,7 @@ class IndWeiPru(PrunedWeights):
     """w <- Prune_{r_i}(w - lr * g)."""
 
     name = "ind_weipru"
+    wire = "none"
 
     def local_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
         loss, grads, _ = self.gradients(x, y)

@@ -18,6 +18,7 @@ class LotteryDSGD(SparseExchange):
     """Iterative magnitude pruning with rewind, driven by the local minibatch accuracy."""
 
     name = "lottery_dsgd"
+    starts_dense = True  # keeps every weight until its first prune
     state_keys = ("w", "mask", "window")
 
     def __init__(self, spec: AgentSpec) -> None:

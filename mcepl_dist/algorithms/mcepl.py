@@ -20,7 +20,7 @@ class MCEPL(Strategy):
     """Per-agent state: scores z, mask m, neighbour mean p, and the stored gradient G."""
 
     name = "mcepl"
-    communicates = True
+    wire = "mask"
     state_keys = ("z", "m", "p", "grad", "buf", "m_half")
 
     def __init__(self, spec: AgentSpec) -> None:

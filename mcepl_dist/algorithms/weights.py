@@ -10,7 +10,7 @@ from torch import Tensor
 
 from mcepl_dist import averaging as A
 from mcepl_dist.algorithms.base import AgentSpec, Strategy
-from mcepl_dist.codec import KIND_WEIGHTS, decode_weights, encode_weights, paper_bits
+from mcepl_dist.codec import decode_weights, encode_weights, paper_bits
 from mcepl_dist.model import forward
 
 
@@ -18,7 +18,7 @@ class WeightStrategy(Strategy):
     """SGD on w (batch gradient, constant rate, no momentum, as the paper's baselines)."""
 
     default_lr = 0.01  # the paper's rate for real-valued methods in Table I
-    message_kind = KIND_WEIGHTS
+    wire = "dense"
     state_keys: tuple[str, ...] = ("w",)
 
     def __init__(self, spec: AgentSpec) -> None:
@@ -72,7 +72,7 @@ class WeightStrategy(Strategy):
             out = {}
             for j, payload in payloads.items():
                 values, keep = decode_weights(payload, self.numel)
-                out[j] = (torch.from_numpy(values.copy()).to(dev),
+                out[j] = (torch.from_numpy(values).to(dev),
                           torch.from_numpy(keep).to(dev, torch.float32))
         return out
 
@@ -122,7 +122,7 @@ class SparseExchange(PrunedWeights):
     The default aggregation averages each entry over the models keeping it, on the own
     support only (LotteryFL's and Dis-PFL's rule)."""
 
-    sizes_differ = True  # r_j differs between agents, and so do the payloads
+    wire = "sparse"  # r_j differs between agents, and so do the payloads
 
     def message(self, round: int) -> np.ndarray | None:
         return None if round == 0 else self.encode(self.mask)
