@@ -126,6 +126,7 @@ def train(ctx: AgentContext) -> RankResult:
         sent = exchange(ctx, 0)
         tally(ctx, st, sent)
         ctx.writer.write({"iter": 0, "rank": ctx.rank, **_traffic(ctx),
+                          "paper_bytes_cum": st.paper_bits / 8,
                           "t_iter": time.perf_counter() - start, **ctx.timer.pop(), **sent})
         first = 1
     else:
@@ -146,7 +147,8 @@ def train(ctx: AgentContext) -> RankResult:
         st.t_iters.append(t_iter)
         st.batch_losses.append(stats["loss"])
         record = {"iter": it, "rank": ctx.rank, **_traffic(ctx),
-                  "t_iter": t_iter, **ctx.timer.pop(), **stats, **sent}
+                  "paper_bytes_cum": st.paper_bits / 8, "t_iter": t_iter, **ctx.timer.pop(),
+                  **stats, **sent}
         for key in st.totals:
             st.totals[key] += record[key]
         # Evaluate every eval_every iterations and at the end.

@@ -49,6 +49,7 @@ from mcepl_dist.metrics import (
 )
 from mcepl_dist.model import build_network
 from mcepl_dist.plan import check_inputs, describe
+from mcepl_dist.provenance import provenance
 from mcepl_dist.timing import PhaseTimer, process_age_s
 from mcepl_dist.topology import mixing_weights, neighbors
 from mcepl_dist.transport import PeerTransport
@@ -286,6 +287,7 @@ def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float) ->
         results = [RankResult.from_vector(v) for v in vectors]
         summary = summarize(ctx.cfg.algorithm.name, ctx.cfg.train.iterations, wall, results,
                             ctx.net.num_masked)
+        summary["provenance"] = provenance(ctx.device)
         write_json(run_dir / "summary.json", summary)
         log.info("done: mean test acc %.4f | %d B per message | %.2f s/iter | comm %.1f%% | %s",
                  summary["final_mean_test_acc"], summary["bytes_per_message"],
