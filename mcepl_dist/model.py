@@ -11,9 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from mcepl_dist.config import Config
 
 LAYER_NAMES = ("conv1", "conv2", "conv3", "fc1", "fc2")
 CONV_LAYERS = 3
@@ -94,6 +97,13 @@ def build_network(seed: int, width: float = 1.0, weight_init: str = "kaiming_nor
         for i in (3, 4)
     )
     return FixedNetwork(weights, (biases[0], biases[1]), logits_elu)
+
+
+def network_for(cfg: Config) -> FixedNetwork:
+    """The run's shared fixed network w, as every rank of a run with `cfg` draws it."""
+    mean_r = float(np.mean([cfg.agents.ratio(i) for i in range(cfg.agents.num)]))
+    return build_network(cfg.seed, cfg.model.width, cfg.model.weight_init,
+                         cfg.model.logits_elu, init_retention=mean_r)
 
 
 def _window_sum(v: Tensor, before: int, after: int) -> Tensor:

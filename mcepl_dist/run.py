@@ -47,7 +47,7 @@ from mcepl_dist.metrics import (
     truncate_metrics,
     write_json,
 )
-from mcepl_dist.model import build_network
+from mcepl_dist.model import network_for
 from mcepl_dist.plan import check_inputs, describe
 from mcepl_dist.provenance import provenance
 from mcepl_dist.timing import PhaseTimer, process_age_s
@@ -260,9 +260,7 @@ def build_context(prep: Prepared, run_dir: Path, resume: dict[str, Any] | None) 
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
     timer = PhaseTimer(sync=sync)
     retention = cfg.agents.ratio(env.rank)
-    mean_r = float(np.mean([cfg.agents.ratio(i) for i in range(cfg.agents.num)]))
-    net = build_network(cfg.seed, cfg.model.width, cfg.model.weight_init,
-                        cfg.model.logits_elu, init_retention=mean_r).to(device)
+    net = network_for(cfg).to(device)
     spec = AgentSpec(agent=env.rank, seed=cfg.seed, retention=retention, net=net,
                      algo=cfg.algorithm, device=device, timer=timer,
                      mixing=mixing_weights(prep.adjacency, env.rank, cfg.algorithm.mixing),

@@ -134,8 +134,11 @@ def _known(raw: Any, keys: set[str], where: str) -> dict[str, Any]:
     return raw
 
 
-def _config_path(name: str, sweep_dir: Path) -> str:
-    """A config named in a sweep file: beside the sweep file, else shipped with the package."""
+def _config_path(name: str, sweep_dir: Path | None) -> str:
+    """A config named in a sweep file: beside the sweep file, else shipped with the package
+    (`sweep_dir` None: not looked up, the name is kept; for reading results back)."""
+    if sweep_dir is None:
+        return name
     beside = sweep_dir / name
     path = beside if beside.is_file() else packaged_file(name)
     _check(path.is_file(), f"config file not found: {beside}")
@@ -186,7 +189,7 @@ def _paper(raw: Any, columns: Columns, where: str) -> tuple[float | None, ...]:
     return tuple(None if v is None else float(v) for v in values)
 
 
-def _row(raw: Any, i: int, columns: Columns, seeds: tuple[int, ...], sweep_dir: Path,
+def _row(raw: Any, i: int, columns: Columns, seeds: tuple[int, ...], sweep_dir: Path | None,
          where: str) -> Row:
     where = f"{where}: rows[{i}]"
     raw = _known(raw, _ROW_KEYS, where)
@@ -225,8 +228,10 @@ def _figure(raw: Any, i: int, rows: tuple[Row, ...], columns: Columns, where: st
                   seed=int(raw.get("seed", 0)))
 
 
-def parse_sweep(raw: Any, path: Path) -> Sweep:
-    """Validate a sweep file's mapping (read from `path`, which locates its configs)."""
+def parse_sweep(raw: Any, path: Path, find_configs: bool = True) -> Sweep:
+    """Validate a sweep file's mapping (read from `path`, which locates its configs unless
+    `find_configs` is False: reading back a sweep run elsewhere needs no config files)."""
+    sweep_dir = path.parent if find_configs else None
     where = f"sweep {path}"
     raw = _known(raw, _SWEEP_KEYS, where)
     name = raw.get("name")
@@ -238,7 +243,7 @@ def parse_sweep(raw: Any, path: Path) -> Sweep:
     rows_raw = raw.get("rows")
     _check(isinstance(rows_raw, list) and bool(rows_raw), f"{where}: rows must be a "
            f"non-empty list")
-    rows = tuple(_row(r, i, columns, seeds, path.parent, where) for i, r in enumerate(rows_raw))
+    rows = tuple(_row(r, i, columns, seeds, sweep_dir, where) for i, r in enumerate(rows_raw))
     labels = [r.label for r in rows]
     _check(len(set(labels)) == len(labels), f"{where}: row labels repeat")
     slugs = [slug(r.label) for r in rows]
@@ -247,7 +252,7 @@ def parse_sweep(raw: Any, path: Path) -> Sweep:
     figures = tuple(_figure(f, i, rows, columns, where)
                     for i, f in enumerate(raw.get("figures") or []))
     return Sweep(name=name, title=str(raw.get("title", name)), note=str(raw.get("note", "")),
-                 base=_config_path(raw["base"], path.parent),
+                 base=_config_path(raw["base"], sweep_dir),
                  set=_overrides(raw.get("set"), f"{where}: set"), columns=columns,
                  rows=rows, figures=figures)
 
