@@ -1,0 +1,222 @@
+"""The report: cells, merging of settings, curves, CSV, figures, from hand-made run dirs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mcepl_dist import report
+from mcepl_dist.config import dump_config, load_config, packaged_file
+from mcepl_dist.errors import ConfigError
+from mcepl_dist.metrics import save_masks
+from mcepl_dist.model import layer_shapes, network_for
+
+pytest.importorskip("matplotlib")
+
+WIDTH = 0.125
+SPEC: dict[str, Any] = {
+    "name": "t",
+    "title": "Table T",
+    "note": "a test table",
+    "base": "quickstart.yaml",
+    "columns": {"key": "data.labels_per_agent", "values": [3, 4], "label": "c_i = {}",
+                "slug": "c{}"},
+    "rows": [{"label": "A", "paper": [0.5, 0.6], "seeds": [0, 1]},
+             {"label": "B", "set": {"algorithm.name": "ind_mask"}}],
+    "figures": [
+        {"id": "curves", "kind": "acc_vs_iter", "column": 3},
+        {"id": "bytes", "kind": "acc_vs_bytes", "column": 3},
+        {"id": "masks", "kind": "masks", "column": 3, "rows": ["A"], "agents": [1, 2],
+         "filters": [1, 3]},
+    ],
+}
+# rank -> iteration -> (test_acc, bytes_sent_cum, paper_bytes_cum)
+EVALS = {0: {2: (0.2, 100, 80), 4: (0.4, 200, 160)},
+         1: {2: (0.6, 300, 240), 4: (0.8, 400, 320)}}
+
+
+def job_config(labels: int, seed: int, algo: str = "mcepl") -> str:
+    cfg = load_config(packaged_file("quickstart.yaml"), [
+        "data.name=synthetic", f"model.width={WIDTH}", "agents.num=2", "agents.retention=0.5",
+        f"data.labels_per_agent={labels}", f"seed={seed}", f"algorithm.name={algo}"])
+    return dump_config(cfg)
+
+
+def write_run(path: Path, acc: float, iterations: int, labels: int, seed: int,
+              algo: str = "mcepl", masks: bool = False, sent: int = 1000) -> None:
+    (path / "metrics").mkdir(parents=True)
+    (path / "config.yaml").write_text(job_config(labels, seed, algo))
+    summary = {"algorithm": algo, "num_agents": 2, "iterations": iterations,
+               "final_mean_test_acc": acc, "final_std_test_acc": 0.1,
+               "bytes_per_message": 2521, "bytes_sent_total": sent,
+               "bytes_sent_per_agent_per_iter": 10.0, "paper_bytes_sent_total": 900,
+               "median_t_iter_s": 0.5, "comm_fraction": 0.1, "wall_clock_s": 3.0,
+               "peak_rss_mb_max": 300.0, "peak_gpu_mb_max": 0.0,
+               "provenance": {"git_commit": "c" * 40, "git_dirty": False,
+                              "machine": "2-core Test CPU", "command": "python -m x",
+                              "sweep_command": "python -m mcepl_dist.sweep t.yaml --out d",
+                              "finished_utc": "2026-01-01T00:00:00Z"}}
+    (path / "summary.json").write_text(json.dumps(summary))
+    for rank, evals in EVALS.items():
+        lines = []
+        for it in range(iterations + 1):
+            rec: dict[str, Any] = {"iter": it, "rank": rank, "msgs_sent": 1,
+                                   "paper_bits": 8.0 * 40, "bytes_sent_cum": 50 * it}
+            if it in evals:
+                acc_r, sent_r, paper_r = evals[it]
+                rec.update(test_acc=acc_r, bytes_sent_cum=sent_r, paper_bytes_cum=paper_r)
+            lines.append(json.dumps(rec))
+        (path / "metrics" / f"rank{rank}.jsonl").write_text("\n".join(lines) + "\n")
+    if masks:
+        rng = np.random.default_rng(seed)
+        for agent in range(2):
+            save_masks(path / "masks" / f"agent{agent}.npz",
+                       [(rng.random(s) < 0.5).astype(np.uint8) for s in layer_shapes(WIDTH)])
+
+
+def write_sweep(path: Path, accs: dict[str, float], iterations: int = 4,
+                extra: list[str] | None = None, missing: tuple[str, ...] = ()) -> Path:
+    """A sweep directory with the given job -> final accuracy."""
+    path.mkdir(parents=True)
+    jobs = {}
+    for name, acc in accs.items():
+        row, col, seed = name.split("_")
+        label = {"a": "A", "b": "B"}[row]
+        jobs[name] = {"name": name, "row": label, "column": int(col[1:]), "seed": int(seed[1:]),
+                      "config": "quickstart.yaml", "overrides": []}
+        write_run(path / name, acc, iterations, int(col[1:]), int(seed[1:]),
+                  "ind_mask" if label == "B" else "mcepl", masks=label == "A",
+                  sent=0 if label == "B" else 1000)
+    for name in missing:
+        row, col, seed = name.split("_")
+        jobs[name] = {"name": name, "row": row.upper(), "column": int(col[1:]),
+                      "seed": int(seed[1:]), "config": "quickstart.yaml", "overrides": []}
+    (path / "sweep.json").write_text(json.dumps({
+        "name": "t", "file": "/elsewhere/t.yaml", "spec": SPEC, "extra_set": extra or [],
+        "sweep_command": "python -m mcepl_dist.sweep t.yaml --out d", "jobs": jobs}))
+    return path
+
+
+@pytest.fixture
+def short(tmp_path: Path) -> Path:
+    return write_sweep(tmp_path / "short", {"a_c3_s0": 0.4, "a_c3_s1": 0.6, "b_c3_s0": 0.3},
+                       missing=("a_c4_s0",))
+
+
+def test_cell_mean_and_spread_over_seeds(short: Path) -> None:
+    d = report.read_sweep_dir(short)
+    assert [r.job for r in d.runs] == ["a_c3_s0", "a_c3_s1", "b_c3_s0"]
+    assert d.missing == ("a_c4_s0",)
+    found = report.cells(d.sweep, d.runs)
+    (cell,) = found[("A", "3")]
+    assert cell.mean == pytest.approx(0.5)
+    assert cell.std == pytest.approx(0.1)  # population sd of .4 and .6
+    assert cell.seeds == [0, 1]
+    assert cell.paper == 0.5 and cell.delta_points == pytest.approx(0.0)
+    assert cell.label == "4 it, 2 seeds, 2-core CPU"
+
+
+def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path) -> None:
+    long = write_sweep(tmp_path / "long", {"a_c3_s0": 0.7}, iterations=8,
+                       extra=["train.iterations=8", "checkpoint.every=0"])
+    dirs = [report.read_sweep_dir(short), report.read_sweep_dir(long)]
+    ((sweep, runs, _),) = report.merge(dirs)
+    found = report.cells(sweep, runs)
+    first, second = found[("A", "3")]
+    assert (first.iterations, first.mean) == (8, 0.7)  # checkpoint.every is not a setting
+    assert first.label == "8 it, 1 seed, 2-core CPU"
+    assert (second.iterations, second.mean) == (4, pytest.approx(0.5))
+    text = "\n".join(report.table_markdown(sweep, found))
+    assert "| A | 3 | .5000 | .7000 | +20.0 | 8 it, 1 seed, 2-core CPU |" in text
+    assert "| A | 4 | .6000 | not run yet |" in text
+    assert "| B | 3 | — | .3000 |  | 4 it, 1 seed, 2-core CPU |" in text
+
+
+def test_a_setting_that_changes_results_labels_the_cell(tmp_path: Path) -> None:
+    d = write_sweep(tmp_path / "x", {"a_c3_s0": 0.4}, extra=["algorithm.eta=10"])
+    r = report.read_sweep_dir(d)
+    (cell,) = report.cells(r.sweep, r.runs)[("A", "3")]
+    assert cell.label == "4 it, 1 seed, 2-core CPU, algorithm.eta=10"
+
+
+def test_curve_is_mean_over_agents(short: Path) -> None:
+    run = report.read_sweep_dir(short).runs[0]
+    c = report.read_curve(run)
+    assert c.iters.tolist() == [2, 4]
+    assert c.mean == pytest.approx([0.4, 0.6])
+    assert c.std == pytest.approx([0.2, 0.2])
+    assert c.bytes == pytest.approx([200, 300])
+    assert c.paper_bytes == pytest.approx([160, 240])
+
+
+def test_curve_of_a_run_without_paper_bytes_cum(short: Path) -> None:
+    run = report.read_sweep_dir(short).runs[0]
+    for f in (run.dir / "metrics").glob("rank*.jsonl"):
+        recs = [json.loads(line) for line in f.read_text().splitlines()]
+        for rec in recs:
+            rec.pop("paper_bytes_cum", None)
+        f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    c = report.read_curve(run)
+    # 40 bytes per message, one message per record from iteration 0 on.
+    assert c.paper_bytes == pytest.approx([3 * 40, 5 * 40])
+
+
+def test_conv1_panel_layout() -> None:
+    w = np.arange(4 * 3 * 5 * 5, dtype=np.float64).reshape(4, 3, 5, 5) + 1
+    m = np.ones_like(w)
+    m[2, 1] = 0
+    img = report.conv1_panel(w, m, first=1, count=3)
+    assert img.shape == (3 * 6 - 1, 3 * 6 - 1)
+    assert np.isnan(img[5, :]).all() and np.isnan(img[:, 5]).all()
+    np.testing.assert_array_equal(img[0:5, 0:5], w[1, 0])  # filter 1, input channel 0
+    np.testing.assert_array_equal(img[6:11, 6:11], 0)  # filter 2, channel 1: masked out
+    np.testing.assert_array_equal(img[12:17, 12:17], w[3, 2])
+
+
+def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    assert report.main([str(short), "--out", str(out)]) == 0
+    text = (out / "results.md").read_text()
+    assert "## Table T" in text and "a test table" in text
+    for fig in ("curves", "bytes", "masks"):
+        assert (out / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"![{fig}]({fig}.png)" in text
+    assert "Not shown (they send nothing): B" in text
+    assert "python -m mcepl_dist.sweep t.yaml --out d" in text
+    assert "cccccccccc on 2-core CPU" in text
+    assert "Not finished: 1 job(s)" in text
+    with open(out / "t.csv") as f:
+        cells = list(csv.DictReader(f))
+    a3 = next(c for c in cells if c["row"] == "A" and c["column"] == "3")
+    assert (float(a3["mean"]), float(a3["sd_over_seeds"]), a3["seeds"]) == (0.5, 0.1, "0 1")
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert len(runs) == 3 and runs[0]["git_commit"] == "c" * 40
+    with open(out / "t_curves.csv") as f:
+        curve = list(csv.DictReader(f))
+    assert len(curve) == 3 * 2
+    assert math.isclose(float(curve[0]["mean_acc"]), 0.4)
+
+
+def test_masks_figure_uses_the_runs_own_network(short: Path) -> None:
+    """Fig. 8/9 show w * m: w must be the run's, regenerated from its config's seed."""
+    run = report.read_sweep_dir(short).runs[1]  # seed 1
+    cfg = load_config(run.dir / "config.yaml")
+    assert cfg.seed == 1
+    w0 = network_for(load_config(report.read_sweep_dir(short).runs[0].dir / "config.yaml"))
+    assert not np.array_equal(network_for(cfg).weights[0].numpy(), w0.weights[0].numpy())
+
+
+def test_not_a_sweep_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="not a sweep directory"):
+        report.read_sweep_dir(tmp_path)
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a sweep directory" in err[0]
+    assert not (tmp_path / "o").exists()
