@@ -172,6 +172,7 @@ class Cell:
     column: Any
     paper: float | None
     runs: tuple[Run, ...]  # one per seed
+    borrowed: str = ""  # "table2 MCE-PL 4": the cell of another sweep (a row's same_as)
 
     @property
     def mean(self) -> float:
@@ -196,7 +197,14 @@ class Cell:
         n = len(self.runs)
         parts = [f"{self.iterations} it", f"{n} seed{'s' if n > 1 else ''}",
                  " / ".join(sorted({r.machine for r in self.runs})), *self.runs[0].settings]
+        if self.borrowed:
+            parts.append(f"the runs of {self.borrowed}")
         return ", ".join(parts)
+
+    @property
+    def full_budget(self) -> bool:
+        """Whether the runs have the sweep's own iteration budget (no --set of it)."""
+        return not any(s.startswith("train.iterations=") for s in self.runs[0].extra_set)
 
     @property
     def delta_points(self) -> float | None:
@@ -255,6 +263,8 @@ def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> li
             ours = _acc(c.mean) + (f" ± {c.std:.4f}".replace("0.", ".") if len(c.runs) > 1
                                    else "")
             delta = "" if c.delta_points is None else f"{c.delta_points:+.1f}"
+            if delta and not c.full_budget:
+                delta = f"({delta})"
             lines.append(f"| {row.label} | {col} | {_acc(paper)} | {ours} | {delta} | "
                          f"{c.label} |")
     return lines
@@ -487,6 +497,22 @@ def draw(fig: Figure, found: dict[tuple[str, str], list[Cell]], out: Path) -> Pl
 # The report
 
 
+def borrow(sweep: Sweep, found: dict[tuple[str, str], list[Cell]],
+           found_by_sweep: dict[str, dict[tuple[str, str], list[Cell]]]) -> None:
+    """Fill the rows with same_as from the other sweep's cells, when its runs are here."""
+    for row in sweep.rows:
+        if row.same_as is None:
+            continue
+        other_sweep, other_row, other_column = row.same_as
+        other = found_by_sweep.get(other_sweep, {}).get((other_row, json.dumps(other_column)))
+        if not other:
+            continue
+        for column in sweep.columns.values:
+            found[(row.label, json.dumps(column))] = [
+                Cell(row.label, column, sweep.paper(row.label, column), c.runs,
+                     borrowed=f"{other_sweep} {other_row} {other_column}") for c in other]
+
+
 def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
     """Sweep directories grouped by sweep name (the newest file's spec wins)."""
     by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
@@ -497,14 +523,17 @@ def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
     return list(by_name.values())
 
 
-def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str], out: Path,
-                  figures: bool) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str],
+                  found: dict[tuple[str, str], list[Cell]], out: Path, figures: bool
+                  ) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
     """The markdown of one sweep, its cell rows and its curve rows."""
-    found = cells(sweep, runs)
     lines = [f"## {sweep.title}", ""]
     if sweep.note:
         lines += [sweep.note, ""]
     lines += table_markdown(sweep, found) + [""]
+    if any(not c[0].full_budget for c in found.values()):
+        lines += ["Δ in parentheses: the cell ran fewer iterations than the paper's, so it "
+                  "does not measure the gap.", ""]
     if figures:
         for fig in sweep.figures:
             plot = draw(fig, found, out)
@@ -542,8 +571,13 @@ def write_report(dirs: list[Path], out: Path, figures: bool = True) -> Path:
              "accuracy; where a cell has several seeds, the mean and the population standard "
              "deviation over seeds. Each cell names its iterations, seeds and machine.", ""]
     all_runs = []
-    for sweep, runs, missing in merge(read):
-        section, cell_data, curve_data = sweep_section(sweep, runs, missing, out, figures)
+    merged = merge(read)
+    found_by_sweep = {sweep.name: cells(sweep, runs) for sweep, runs, _ in merged}
+    for sweep, _, _ in merged:
+        borrow(sweep, found_by_sweep[sweep.name], found_by_sweep)
+    for sweep, runs, missing in merged:
+        section, cell_data, curve_data = sweep_section(sweep, runs, missing,
+                                                       found_by_sweep[sweep.name], out, figures)
         lines += section
         write_csv(out / f"{sweep.name}.csv", CELL_FIELDS, cell_data)
         write_csv(out / f"{sweep.name}_curves.csv", CURVE_FIELDS, curve_data)

@@ -36,7 +36,7 @@ FigureKind = Literal["acc_vs_iter", "acc_vs_bytes", "masks"]
 FIGURE_KINDS: tuple[str, ...] = ("acc_vs_iter", "acc_vs_bytes", "masks")
 
 _SWEEP_KEYS = {"name", "title", "note", "base", "set", "columns", "seeds", "rows", "figures"}
-_ROW_KEYS = {"label", "config", "set", "paper", "seeds"}
+_ROW_KEYS = {"label", "config", "set", "paper", "seeds", "same_as"}
 _COLUMN_KEYS = {"key", "values", "label", "slug"}
 _FIGURE_KEYS = {"id", "kind", "title", "column", "rows", "agents", "filters", "seed"}
 
@@ -50,6 +50,9 @@ class Row:
     set: tuple[tuple[str, Any], ...]
     paper: tuple[float | None, ...]  # one per column
     seeds: tuple[int, ...]
+    # (sweep, row, column) of another sweep's cell that is this row's experiment exactly
+    # (Table III's p = 0.5 is Table II's MCE-PL at c_i = 4): no jobs, the report borrows.
+    same_as: tuple[str, str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -197,11 +200,24 @@ def _row(raw: Any, i: int, columns: Columns, seeds: tuple[int, ...], sweep_dir: 
     _check(isinstance(label, str) and bool(label), f"{where}: label is required")
     config = raw.get("config")
     _check(config is None or isinstance(config, str), f"{where}: config must be a file name")
-    return Row(label=label,
+    same_as = _same_as(raw.get("same_as"), where)
+    _check(same_as is None or not ({"config", "set", "seeds"} & set(raw)),
+           f"{where}: a row with same_as runs nothing: give it no config, set or seeds")
+    return Row(label=label, same_as=same_as,
                config=_config_path(config, sweep_dir) if config else None,
                set=_overrides(raw.get("set"), f"{where}: set"),
                paper=_paper(raw.get("paper"), columns, where),
                seeds=_seeds(raw["seeds"], where) if "seeds" in raw else seeds)
+
+
+def _same_as(raw: Any, where: str) -> tuple[str, str, Any] | None:
+    """same_as: {sweep: NAME, row: LABEL, column: VALUE}: another sweep's cell."""
+    if raw is None:
+        return None
+    raw = _known(raw, {"sweep", "row", "column"}, f"{where}: same_as")
+    _check(isinstance(raw.get("sweep"), str) and isinstance(raw.get("row"), str),
+           f"{where}: same_as needs sweep and row")
+    return raw["sweep"], raw["row"], raw.get("column")
 
 
 def _figure(raw: Any, i: int, rows: tuple[Row, ...], columns: Columns, where: str) -> Figure:
@@ -279,13 +295,16 @@ def override(key: str, value: Any) -> str:
 
 
 def jobs(sweep: Sweep, extra: tuple[str, ...] = ()) -> list[Job]:
-    """Every (row, column, seed) of the sweep, rows first, then columns, then seeds.
+    """Every (row, column, seed) of the sweep, rows first, then columns, then seeds (rows
+    with same_as have none).
 
     Overrides apply in this order: the sweep's `set`, the row's `set`, the column value,
     the seed, then `extra` (the sweep command's --set, e.g. a shorter budget).
     """
     out = []
     for row in sweep.rows:
+        if row.same_as is not None:
+            continue
         for column in sweep.columns.values:
             for seed in row.seeds:
                 sets = [override(k, v) for k, v in (*sweep.set, *row.set)]

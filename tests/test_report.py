@@ -133,7 +133,7 @@ def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path
     assert first.label == "8 it, 1 seed, 2-core CPU"
     assert (second.iterations, second.mean) == (4, pytest.approx(0.5))
     text = "\n".join(report.table_markdown(sweep, found))
-    assert "| A | 3 | .5000 | .7000 | +20.0 | 8 it, 1 seed, 2-core CPU |" in text
+    assert "| A | 3 | .5000 | .7000 | (+20.0) | 8 it, 1 seed, 2-core CPU |" in text
     assert "| A | 4 | .6000 | not run yet |" in text
     assert "| B | 3 | — | .3000 |  | 4 it, 1 seed, 2-core CPU |" in text
 
@@ -220,3 +220,33 @@ def test_not_a_sweep_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a sweep directory" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_same_as_row_borrows_the_other_sweeps_cell(short: Path, tmp_path: Path) -> None:
+    """Table III's p = 0.5 is Table II's MCE-PL at c_i = 4: shown from those runs."""
+    other = tmp_path / "u"
+    other.mkdir()
+    spec = {"name": "u", "base": "quickstart.yaml",
+            "rows": [{"label": "same", "paper": 0.45,
+                      "same_as": {"sweep": "t", "row": "A", "column": 3}},
+                     {"label": "own", "set": {"seed": 5}}]}
+    (other / "sweep.json").write_text(json.dumps({"name": "u", "file": "/x/u.yaml",
+                                                  "spec": spec, "jobs": {}}))
+    out = tmp_path / "results"
+    assert report.main([str(short), str(other), "--out", str(out), "--no-figures"]) == 0
+    text = (out / "results.md").read_text()
+    assert ("| same |  | .4500 | .5000 ± .1000 | +5.0 | 4 it, 2 seeds, 2-core CPU, the runs "
+            "of t A 3 |") in text
+    assert "| own |  | — | not run yet |" in text
+
+
+def test_same_as_rows_run_nothing() -> None:
+    from mcepl_dist.sweepfile import jobs, parse_sweep
+    spec = {"name": "u", "base": "quickstart.yaml",
+            "rows": [{"label": "same", "same_as": {"sweep": "t", "row": "A", "column": 3}},
+                     {"label": "own"}]}
+    sweep = parse_sweep(spec, packaged_file("quickstart.yaml"))
+    assert [j.row for j in jobs(sweep)] == ["own"]
+    spec["rows"][0]["set"] = {"seed": 1}
+    with pytest.raises(ConfigError, match="runs nothing"):
+        parse_sweep(spec, packaged_file("quickstart.yaml"))
