@@ -270,6 +270,43 @@ def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> li
     return lines
 
 
+def by_retention(run: Run) -> dict[float, float]:
+    """Mean final test accuracy of the agents at each retention ratio r_i of a run."""
+    cfg = load_config(run.dir / "config.yaml")
+    accs = run.summary["per_agent_test_acc"]
+    groups: dict[float, list[float]] = {}
+    for agent, acc in enumerate(accs):
+        groups.setdefault(cfg.agents.ratio(agent), []).append(float(acc))
+    return {r: statistics.fmean(v) for r, v in sorted(groups.items())}
+
+
+def retention_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> list[str]:
+    """Per-r_i accuracy of every shown cell whose agents have different ratios (mean over
+    the agents with that ratio and over seeds): where node heterogeneity costs accuracy."""
+    rows = []
+    for row in sweep.rows:
+        for column in sweep.columns.values:
+            shown = found.get((row.label, json.dumps(column)))
+            if not shown or "per_agent_test_acc" not in shown[0].runs[0].summary:
+                continue
+            per_seed = [by_retention(r) for r in shown[0].runs]
+            if len(per_seed[0]) > 1:
+                ratios = sorted(per_seed[0])
+                rows.append((row.label, column, {r: statistics.fmean(p[r] for p in per_seed)
+                                                 for r in ratios}))
+    if not rows:
+        return []
+    ratios = sorted({r for _, _, accs in rows for r in accs})
+    col = "" if sweep.columns.key is None else sweep.columns.label.split("=")[0].strip()
+    lines = ["Accuracy by retention ratio (mean over the agents with each r_i):", "",
+             "| | " + col + " | " + " | ".join(f"r = {r:g}" for r in ratios) + " |",
+             "|" + "---|" * (len(ratios) + 2)]
+    for label, column, accs in rows:
+        cells = " | ".join(_acc(accs.get(r)) for r in ratios)
+        lines.append(f"| {label} | {'' if column is None else column} | {cells} |")
+    return lines + [""]
+
+
 CELL_FIELDS = ["sweep", "row", "column", "paper", "mean", "sd_over_seeds", "seeds",
                "iterations", "settings", "machine", "shown_in_table", "run_dirs"]
 RUN_FIELDS = ["sweep", "job", "row", "column", "seed", "iterations", "final_mean_test_acc",
@@ -534,6 +571,7 @@ def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str],
     if any(not c[0].full_budget for c in found.values()):
         lines += ["Δ in parentheses: the cell ran fewer iterations than the paper's, so it "
                   "does not measure the gap.", ""]
+    lines += retention_markdown(sweep, found)
     if figures:
         for fig in sweep.figures:
             plot = draw(fig, found, out)

@@ -36,6 +36,7 @@ SPEC: dict[str, Any] = {
          "filters": [1, 3]},
     ],
 }
+RETENTION = {"mcepl": "[0.2, 0.5]", "ind_mask": "0.5"}
 # rank -> iteration -> (test_acc, bytes_sent_cum, paper_bytes_cum)
 EVALS = {0: {2: (0.2, 100, 80), 4: (0.4, 200, 160)},
          1: {2: (0.6, 300, 240), 4: (0.8, 400, 320)}}
@@ -43,7 +44,8 @@ EVALS = {0: {2: (0.2, 100, 80), 4: (0.4, 200, 160)},
 
 def job_config(labels: int, seed: int, algo: str = "mcepl") -> str:
     cfg = load_config(packaged_file("quickstart.yaml"), [
-        "data.name=synthetic", f"model.width={WIDTH}", "agents.num=2", "agents.retention=0.5",
+        "data.name=synthetic", f"model.width={WIDTH}", "agents.num=2",
+        f"agents.retention={RETENTION[algo]}",
         f"data.labels_per_agent={labels}", f"seed={seed}", f"algorithm.name={algo}"])
     return dump_config(cfg)
 
@@ -54,6 +56,7 @@ def write_run(path: Path, acc: float, iterations: int, labels: int, seed: int,
     (path / "config.yaml").write_text(job_config(labels, seed, algo))
     summary = {"algorithm": algo, "num_agents": 2, "iterations": iterations,
                "final_mean_test_acc": acc, "final_std_test_acc": 0.1,
+               "per_agent_test_acc": [acc - 0.1, acc + 0.1],
                "bytes_per_message": 2521, "bytes_sent_total": sent,
                "bytes_sent_per_agent_per_iter": 10.0, "paper_bytes_sent_total": 900,
                "median_t_iter_s": 0.5, "comm_fraction": 0.1, "wall_clock_s": 3.0,
@@ -191,6 +194,9 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
     assert "python -m mcepl_dist.sweep t.yaml --out d" in text
     assert "cccccccccc on 2-core CPU" in text
     assert "Not finished: 1 job(s)" in text
+    # Row A's agents have r = 0.2 and 0.5; seeds .4 and .6 give agents .3/.5 and .5/.7.
+    assert "| | c_i | r = 0.2 | r = 0.5 |" in text
+    assert "| A | 3 | .4000 | .6000 |" in text
     with open(out / "t.csv") as f:
         cells = list(csv.DictReader(f))
     a3 = next(c for c in cells if c["row"] == "A" and c["column"] == "3")
