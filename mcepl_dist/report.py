@@ -34,8 +34,8 @@ from mcepl_dist.sweepfile import Figure, Sweep, parse_sweep
 
 GENERATED = "results.md"
 # Overrides that change where and how a run executes, not its numbers.
-NEUTRAL = ("checkpoint.", "output.", "comm.", "train.log_every=", "data.root=",
-           "data.download=")
+NEUTRAL = ("checkpoint.", "output.", "comm.", "train.log_every=", "train.eval_every=",
+           "train.eval_batch_size=", "data.root=", "data.download=")
 
 
 # --------------------------------------------------------------------------------------
