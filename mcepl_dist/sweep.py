@@ -88,6 +88,10 @@ def select(jobs: list[Job], args: argparse.Namespace, sweep: Sweep) -> list[Job]
     if columns and not columns <= {str(v) for v in sweep.columns.values}:
         raise ConfigError(f"--columns: sweep {sweep.name} has columns "
                           f"{', '.join(map(str, sweep.columns.values))}")
+    known_seeds = {str(s) for r in sweep.rows for s in r.seeds}
+    if seeds and not seeds <= known_seeds:
+        raise ConfigError(f"--seeds: sweep {sweep.name} has seeds "
+                          f"{', '.join(sorted(known_seeds, key=int))}")
     return [j for j in jobs
             if (rows is None or j.row in rows)
             and (columns is None or str(j.column) in columns)
@@ -97,6 +101,8 @@ def select(jobs: list[Job], args: argparse.Namespace, sweep: Sweep) -> list[Job]
 def check_state(out: Path, sweep: Sweep, raw: dict[str, Any], extra: list[str]) -> None:
     """A sweep directory belongs to one sweep and one set of --set overrides."""
     state_path = out / STATE_FILE
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
     if not state_path.is_file():
         if out.exists() and any(p.name != "logs" for p in out.iterdir()):
             raise ConfigError(f"--out {out} is not empty and is not a sweep directory "

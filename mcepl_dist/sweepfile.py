@@ -177,7 +177,15 @@ def _columns(raw: Any, where: str) -> Columns:
     assert isinstance(values, list)
     _check(len({json.dumps(v) for v in values}) == len(values),
            f"{where}: columns.values repeat: {values}")
-    return Columns(key, tuple(values), str(raw.get("label", "{}")), str(raw.get("slug", "{}")))
+    columns = Columns(key, tuple(values), str(raw.get("label", "{}")), str(raw.get("slug", "{}")))
+    try:  # the slug names job directories: each column its own, a plain file name
+        slugs = [columns.slug.format(v) for v in values]
+        _ = [columns.title(v) for v in values]
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{where}: columns.label and columns.slug take one {{}}: {exc}") from None
+    _check(len(set(slugs)) == len(slugs) and not any("/" in s for s in slugs),
+           f"{where}: columns.slug gives the job names {slugs}: they must differ and hold no '/'")
+    return columns
 
 
 def _paper(raw: Any, columns: Columns, where: str) -> tuple[float | None, ...]:
@@ -234,13 +242,16 @@ def _figure(raw: Any, i: int, rows: tuple[Row, ...], columns: Columns, where: st
     names = raw.get("rows") or [r.label for r in rows]
     _check(isinstance(names, list) and all(n in labels for n in names),
            f"{where}: rows must name rows of this sweep ({', '.join(sorted(labels))})")
-    agents = tuple(raw.get("agents", (2, 4, 8, 6)))
-    _check(all(isinstance(a, int) and a >= 1 for a in agents), f"{where}: agents are 1-based")
-    filters = tuple(raw.get("filters", (22, 20)))
-    _check(len(filters) == 2 and all(isinstance(f, int) and f >= 0 for f in filters),
+    agents = raw.get("agents", [2, 4, 8, 6])
+    _check(isinstance(agents, list) and all(isinstance(a, int) and a >= 1 for a in agents),
+           f"{where}: agents is a list of 1-based agent numbers")
+    filters = raw.get("filters", [22, 20])
+    _check(isinstance(filters, list) and len(filters) == 2
+           and all(isinstance(f, int) and f >= 0 for f in filters),
            f"{where}: filters is [first, count]")
+    _check(isinstance(raw.get("seed", 0), int), f"{where}: seed is an integer")
     return Figure(id=fid, kind=kind, title=str(raw.get("title", fid)), column=column,
-                  rows=tuple(names), agents=agents, filters=(filters[0], filters[1]),
+                  rows=tuple(names), agents=tuple(agents), filters=(filters[0], filters[1]),
                   seed=int(raw.get("seed", 0)))
 
 
@@ -290,8 +301,13 @@ def slug(text: str) -> str:
 
 
 def override(key: str, value: Any) -> str:
-    """A "key=value" override whose value parses back (as YAML) to `value`."""
-    return f"{key}={json.dumps(value)}"
+    """A "key=value" override whose value parses back (as YAML) to `value`.
+
+    Dumped as YAML, not JSON: JSON writes 1e-05 and YAML 1.1 reads that back as a string.
+    """
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**31 - 1, allow_unicode=True)
+    text = text.rstrip("\n").removesuffix("\n...")  # a scalar ends with a "..." line
+    return f"{key}={text}"
 
 
 def jobs(sweep: Sweep, extra: tuple[str, ...] = ()) -> list[Job]:
