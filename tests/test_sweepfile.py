@@ -18,8 +18,9 @@ from mcepl_dist.sweepfile import Job, Sweep, jobs, load_sweep, override, parse_s
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = REPO / "configs" / "sweeps"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
-JOB_COUNTS = {"table1": 7 * 3 * 1 + 2 * 3 * 3, "table2": 3 * 3 + 5 * 3, "table3": 4 * 3,
-              "fig4": 4}
+# table3's p = 0.5 and the knobs' two "defaults" rows borrow table2's runs (same_as).
+JOB_COUNTS = {"table1": 7 * 3 * 1 + 2 * 3 * 3, "table2": 3 * 3 + 5 * 3, "table3": 3 * 3,
+              "fig4": 4, "knobs_table2": 7}
 
 
 def shipped(name: str) -> Sweep:
@@ -90,8 +91,22 @@ def test_table3_cells() -> None:
     assert ring.topology.kind == "ring" and ring.seed == 1
     p3 = cfgs["p-0.3_s2"][1]
     assert (p3.topology.kind, p3.topology.p) == ("er", 0.3)
-    assert cfgs["p-0.5_s0"][1].topology.kind == "file"  # the authors' graph
+    assert "p-0.5_s0" not in cfgs  # Table II's MCE-PL c_i = 4 runs, borrowed
+    assert shipped("table3").row("p=0.5").same_as == ("table2", "MCE-PL", 4)
     assert {c.data.labels_per_agent for _, c in cfgs.values()} == {4}
+
+
+def test_knob_cells() -> None:
+    """Each knob row changes exactly its one knob from the Table II c_i = 4 defaults."""
+    cfgs = configs("knobs_table2")
+    fil = cfgs["mce-pl-fil-off_s0"][1]
+    assert (fil.algorithm.name, fil.algorithm.fil_threshold) == ("mcepl", 0)
+    assert (fil.data.labels_per_agent, fil.data.train_fraction) == (4, 0.2)
+    assert cfgs["mce-pl-eta-ft-10-authors_s0"][1].algorithm.eta_ft == 10.0
+    assert cfgs["mce-pl-lambda-0.001-paper_s0"][1].algorithm.lam == 0.001
+    ind = cfgs["ind-mask-fil-off_s0"][1]
+    assert (ind.algorithm.name, ind.algorithm.fil_threshold) == ("ind_mask", 0)
+    assert shipped("knobs_table2").row("MCE-PL defaults").same_as == ("table2", "MCE-PL", 4)
 
 
 def test_fig4_cells() -> None:
