@@ -14,6 +14,7 @@ first one starts. One progress line per job; exit 1 if any job failed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shlex
@@ -22,6 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from mcepl_dist.sweepfile import Job, Sweep, load_sweep
 from mcepl_dist.sweepfile import jobs as expand_jobs
 
 STATE_FILE = "sweep.json"
+LOCK_FILE = "sweep.lock"
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def check_state(out: Path, sweep: Sweep, raw: dict[str, Any], extra: list[str]) 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
     if not state_path.is_file():
-        if out.exists() and any(p.name != "logs" for p in out.iterdir()):
+        if out.exists() and any(p.name not in ("logs", LOCK_FILE) for p in out.iterdir()):
             raise ConfigError(f"--out {out} is not empty and is not a sweep directory "
                               f"(no {STATE_FILE})")
         return
@@ -232,8 +236,30 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
                   f"({p.cfg.agents.num} ranks, {p.cfg.train.iterations} iterations)")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    write_state(out, sweep_file.resolve(), raw, args.overrides, planned, sweep_command)
-    return _run_all(planned, out, sweep_command, args.stop_after, args.keep_checkpoints)
+    with exclusive(out):
+        # Decided again under the lock: a sweep that just ended may have finished some.
+        planned = [Planned(p.job, p.cfg, _action(p.job, p.cfg, out / p.job.name))
+                   for p in planned]
+        write_state(out, sweep_file.resolve(), raw, args.overrides, planned, sweep_command)
+        return _run_all(planned, out, sweep_command, args.stop_after, args.keep_checkpoints)
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold OUT/sweep.lock while this sweep runs: two sweeps on one directory would start
+    the same jobs into the same run directories."""
+    with open(out / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise ConfigError(f"another sweep (pid {holder}) is running in {out}; wait for "
+                              f"it or stop it") from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
 
 
 def _run_all(planned: list[Planned], out: Path, sweep_command: str,

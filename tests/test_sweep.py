@@ -295,7 +295,24 @@ def test_stop_after_zero_starts_nothing(tmp_path: Path,
     assert code == 0  # stopping as asked is no failure; the same command continues
     assert stdout.splitlines()[1:] == [
         "stopping after 0 s (--stop-after): 4 jobs left; run the same command to continue"]
-    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]  # no job, no log
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json", "sweep.lock"]  # no job
+
+
+def test_a_second_sweep_on_the_same_out_is_refused(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Two sweeps on one directory would run the same jobs into the same run directories."""
+    import fcntl
+    file, out = write_sweep(tmp_path), tmp_path / "out"
+    assert run_in_process([str(file), "--out", str(out), "--stop-after", "0"], capsys)[0] == 0
+    with open(out / "sweep.lock", "a+") as held:  # as a running sweep holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.truncate(0)
+        held.write("4242\n")
+        held.flush()
+        code, _, err = run_in_process([str(file), "--out", str(out)], capsys)
+    assert code == 2 and err == (f"mcepl_dist.sweep: error: another sweep (pid 4242) is "
+                                 f"running in {out}; wait for it or stop it\n")
+    assert run_in_process([str(file), "--out", str(out), "--stop-after", "0"], capsys)[0] == 0
 
 
 # --- a sweep interrupted mid-job ------------------------------------------------------
