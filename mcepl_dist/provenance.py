@@ -52,8 +52,13 @@ def machine(device: torch.device) -> str:
     return cpu
 
 
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def provenance(device: torch.device) -> dict[str, Any]:
-    """The provenance block of summary.json."""
+    """The provenance block of summary.json, taken when the run starts (the commit then is
+    the code that runs; the tree may change before it ends)."""
     commit, dirty = git_commit()
     info: dict[str, Any] = {
         "git_commit": commit,
@@ -63,7 +68,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "command": " ".join([Path(sys.executable).name, "-m", "mcepl_dist.run", *sys.argv[1:]]),
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_utc": utc_now(),
     }
     if os.environ.get("MCEPL_SWEEP_COMMAND"):
         info["sweep_command"] = os.environ["MCEPL_SWEEP_COMMAND"]

@@ -215,6 +215,10 @@ def _setting(run: Run) -> tuple[Any, ...]:
     return (run.iterations, run.settings)
 
 
+def _when(run: Run) -> str:
+    return str(run.provenance.get("finished_utc") or run.provenance.get("started_utc") or "")
+
+
 def cells(sweep: Sweep, runs: Iterable[Run]) -> dict[tuple[str, str], list[Cell]]:
     """(row, column) -> its cells, one per setting run, the one to show first: most
     iterations, then most seeds. A seed run twice at one setting counts once (the newest)."""
@@ -222,8 +226,7 @@ def cells(sweep: Sweep, runs: Iterable[Run]) -> dict[tuple[str, str], list[Cell]
     for run in runs:
         key = (run.row, json.dumps(run.column), _setting(run))
         old = groups.setdefault(key, {}).get(run.seed)
-        newer = old is None or (run.provenance.get("finished_utc", "")
-                                >= old.provenance.get("finished_utc", ""))
+        newer = old is None or _when(run) >= _when(old)
         if newer:
             groups[key][run.seed] = run
     out: dict[tuple[str, str], list[Cell]] = {}
@@ -248,16 +251,17 @@ def _acc(x: float | None) -> str:
 def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> list[str]:
     """One line per cell: the paper's number, ours (mean ± spread over seeds), the
     difference in points and the cell's label (iterations, seeds, machine)."""
-    col_head = sweep.columns.label.split("=")[0].strip() if sweep.columns.key else ""
-    head = ["", col_head, "paper", "ours (mean ± sd over seeds)", "Δ points", "run"]
+    by_column = sweep.columns.key is not None
+    head = ["", *([sweep.columns.label.split("=")[0].strip()] if by_column else []), "paper",
+            "ours (mean ± sd over seeds)", "Δ points", "run"]
     lines = ["| " + " | ".join(h for h in head) + " |", "|" + "---|" * len(head)]
     for row in sweep.rows:
         for column in sweep.columns.values:
             shown = found.get((row.label, json.dumps(column)))
             paper = sweep.paper(row.label, column)
-            col = "" if column is None else str(column)
+            col = f"{column} | " if by_column else ""
             if not shown:
-                lines.append(f"| {row.label} | {col} | {_acc(paper)} | not run yet | | |")
+                lines.append(f"| {row.label} | {col}{_acc(paper)} | not run yet | | |")
                 continue
             c = shown[0]
             ours = _acc(c.mean) + (f" ± {c.std:.4f}".replace("0.", ".") if len(c.runs) > 1
@@ -265,8 +269,7 @@ def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> li
             delta = "" if c.delta_points is None else f"{c.delta_points:+.1f}"
             if delta and not c.full_budget:
                 delta = f"({delta})"
-            lines.append(f"| {row.label} | {col} | {_acc(paper)} | {ours} | {delta} | "
-                         f"{c.label} |")
+            lines.append(f"| {row.label} | {col}{_acc(paper)} | {ours} | {delta} | {c.label} |")
     return lines
 
 
@@ -297,13 +300,15 @@ def retention_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -
     if not rows:
         return []
     ratios = sorted({r for _, _, accs in rows for r in accs})
-    col = "" if sweep.columns.key is None else sweep.columns.label.split("=")[0].strip()
+    by_column = sweep.columns.key is not None
+    col = [sweep.columns.label.split("=")[0].strip()] if by_column else []
+    head = ["", *col, *(f"r = {r:g}" for r in ratios)]
     lines = ["Accuracy by retention ratio (mean over the agents with each r_i):", "",
-             "| | " + col + " | " + " | ".join(f"r = {r:g}" for r in ratios) + " |",
-             "|" + "---|" * (len(ratios) + 2)]
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, column, accs in rows:
-        cells = " | ".join(_acc(accs.get(r)) for r in ratios)
-        lines.append(f"| {label} | {'' if column is None else column} | {cells} |")
+        cells = [label, *([str(column)] if by_column else []),
+                 *(_acc(accs.get(r)) for r in ratios)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 

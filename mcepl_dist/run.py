@@ -49,7 +49,7 @@ from mcepl_dist.metrics import (
 )
 from mcepl_dist.model import network_for
 from mcepl_dist.plan import check_inputs, describe
-from mcepl_dist.provenance import provenance
+from mcepl_dist.provenance import provenance, utc_now
 from mcepl_dist.timing import PhaseTimer, process_age_s
 from mcepl_dist.topology import mixing_weights, neighbors
 from mcepl_dist.transport import PeerTransport
@@ -240,11 +240,12 @@ def run(prep: Prepared, args: argparse.Namespace) -> None:
         ctx = build_context(prep, run_dir, resume)
         with Watchdog(env.rank, lambda: ctx.iteration if ctx else 0,
                       WATCHDOG_FACTOR * cfg.comm.timeout_s):
+            origin = provenance(device) if env.rank == 0 else {}
             startup = process_age_s()
             start = time.perf_counter()
             result = replace(train(ctx), startup_s=startup)
             ctx.writer.close()
-            finish(ctx, run_dir, result, time.perf_counter() - start)
+            finish(ctx, run_dir, result, time.perf_counter() - start, origin)
     except UserError:
         dist.destroy_process_group()
         raise
@@ -275,8 +276,10 @@ def build_context(prep: Prepared, run_dir: Path, resume: dict[str, Any] | None) 
                         barrier=dist.barrier, resume=resume, fault=prep.fault)
 
 
-def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float) -> None:
-    """Save this rank's masks; rank 0 gathers every rank's figures into summary.json."""
+def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float,
+           origin: dict[str, Any]) -> None:
+    """Save this rank's masks; rank 0 gathers every rank's figures into summary.json, with
+    `origin` (the provenance taken at the start) and the time it ended."""
     masks = ctx.strategy.final_masks()
     if ctx.cfg.output.save_masks and masks is not None:
         save_masks(run_dir / "masks" / f"agent{ctx.rank}.npz", masks)
@@ -285,7 +288,7 @@ def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float) ->
         results = [RankResult.from_vector(v) for v in vectors]
         summary = summarize(ctx.cfg.algorithm.name, ctx.cfg.train.iterations, wall, results,
                             ctx.net.num_masked)
-        summary["provenance"] = provenance(ctx.device)
+        summary["provenance"] = {**origin, "finished_utc": utc_now()}
         write_json(run_dir / "summary.json", summary)
         log.info("done: mean test acc %.4f | %d B per message | %.2f s/iter | comm %.1f%% | %s",
                  summary["final_mean_test_acc"], summary["bytes_per_message"],

@@ -195,7 +195,7 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
     assert "cccccccccc on 2-core CPU" in text
     assert "Not finished: 1 job(s)" in text
     # Row A's agents have r = 0.2 and 0.5; seeds .4 and .6 give agents .3/.5 and .5/.7.
-    assert "| | c_i | r = 0.2 | r = 0.5 |" in text
+    assert "|  | c_i | r = 0.2 | r = 0.5 |" in text
     assert "| A | 3 | .4000 | .6000 |" in text
     with open(out / "t.csv") as f:
         cells = list(csv.DictReader(f))
@@ -241,9 +241,9 @@ def test_a_same_as_row_borrows_the_other_sweeps_cell(short: Path, tmp_path: Path
     out = tmp_path / "results"
     assert report.main([str(short), str(other), "--out", str(out), "--no-figures"]) == 0
     text = (out / "results.md").read_text()
-    assert ("| same |  | .4500 | .5000 ± .1000 | +5.0 | 4 it, 2 seeds, 2-core CPU, the runs "
+    assert ("| same | .4500 | .5000 ± .1000 | +5.0 | 4 it, 2 seeds, 2-core CPU, the runs "
             "of t A 3 |") in text
-    assert "| own |  | — | not run yet |" in text
+    assert "| own | — | not run yet |" in text
 
 
 def test_same_as_rows_run_nothing() -> None:
