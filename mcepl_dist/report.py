@@ -5,9 +5,11 @@
 Writes `results.md` (every table, each cell labelled with its iterations, seeds and
 machine, and the figures), `<sweep>.csv` (every cell, every setting run), `runs.csv` (one
 line per run: figures, commit, machine, command), `<sweep>_curves.csv` (the data behind
-the figures) and PNG figures. Several directories of one sweep are merged; where a cell
-was run at several settings (say 60 iterations on a CPU and 400 on a GPU), the table
-shows the longest run and the CSV all of them. Figures need matplotlib (extra "plot").
+the figures), PNG figures, and `runs/<dir>/` (each sweep directory's sweep.json and every
+finished job's summary.json and config.yaml). Several directories of one sweep are
+merged; where a cell was run at several settings (say 60 iterations on a CPU and 400 on a
+GPU), the table shows the longest run and the CSV all of them. Figures need matplotlib
+(extra "plot").
 """
 
 from __future__ import annotations
@@ -626,8 +628,21 @@ def write_report(dirs: list[Path], out: Path, figures: bool = True) -> Path:
         write_csv(out / f"{sweep.name}_curves.csv", CURVE_FIELDS, curve_data)
         all_runs += runs
     write_csv(out / "runs.csv", RUN_FIELDS, [run_row(r) for r in all_runs])
+    for d in read:
+        archive(d, out / "runs" / d.path.name)
     atomic_write(out / GENERATED, "\n".join(lines).rstrip() + "\n")
     return out / GENERATED
+
+
+def archive(d: SweepDir, into: Path) -> None:
+    """Keep the small files of a sweep directory with the report: sweep.json and each
+    finished job's summary.json and config.yaml (a few KB each; no metrics or masks)."""
+    for run in d.runs:
+        (into / run.job).mkdir(parents=True, exist_ok=True)
+        for name in ("summary.json", "config.yaml"):
+            atomic_write(into / run.job / name, (run.dir / name).read_text())
+    into.mkdir(parents=True, exist_ok=True)
+    atomic_write(into / "sweep.json", (d.path / "sweep.json").read_text())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

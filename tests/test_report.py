@@ -197,6 +197,12 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
     # Row A's agents have r = 0.2 and 0.5; seeds .4 and .6 give agents .3/.5 and .5/.7.
     assert "|  | c_i | r = 0.2 | r = 0.5 |" in text
     assert "| A | 3 | .4000 | .6000 |" in text
+    kept = out / "runs" / "short"
+    assert sorted(p.name for p in kept.iterdir()) == ["a_c3_s0", "a_c3_s1", "b_c3_s0",
+                                                       "sweep.json"]
+    assert json.loads((kept / "a_c3_s1" / "summary.json").read_text())["final_mean_test_acc"] \
+        == 0.6
+    assert load_config(kept / "a_c3_s1" / "config.yaml").seed == 1
     with open(out / "t.csv") as f:
         cells = list(csv.DictReader(f))
     a3 = next(c for c in cells if c["row"] == "A" and c["column"] == "3")
