@@ -178,7 +178,7 @@ def run_job(p: Planned, out: Path, sweep_command: str) -> tuple[int, float]:
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             code = proc.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: end the job's ranks too
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait()
             raise
@@ -293,6 +293,11 @@ def _run_all(planned: list[Planned], out: Path, sweep_command: str,
     return 1 if failed else 0
 
 
+def _stop(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT stop the sweep the same way: the running job is ended with it."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -307,4 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # SIGINT too: a shell starts background jobs with it ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
     sys.exit(main())

@@ -386,3 +386,32 @@ def test_job_without_every_ranks_checkpoint_is_restarted(faulted: Faulted, done:
     metrics = (faulted.out / "ind-mask_c3_s0" / "metrics" / "rank1.jsonl").read_text()
     iters = [json.loads(x)["iter"] for x in metrics.splitlines() if x.strip()]
     assert iters == sorted(set(iters)) and iters[-1] == 4  # nothing left of the killed attempt
+
+
+def test_sigterm_ends_the_running_job_too(tmp_path: Path) -> None:
+    """A sweep stopped by SIGTERM (a scheduler, `timeout`) must not leave its job's ranks
+    running: they would hold the run directory and the CPUs."""
+    import signal
+    import time
+    file, out = write_sweep(tmp_path), tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "MCEPL_FAULT"}
+    proc = subprocess.Popen([sys.executable, "-m", "mcepl_dist.sweep", str(file), "--out",
+                             str(out), "--set", "train.iterations=100000", "--rows", "MCE-PL"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "logs" / "mce-pl_c3_s0.log"
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while not (log.exists() and "run dir" in log.read_text()):  # the ranks are training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err
+    time.sleep(2)
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(out).encode() in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert not left, f"processes of the stopped job still running: {left}"
