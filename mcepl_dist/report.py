@@ -443,10 +443,13 @@ def plot_acc_vs_bytes(fig: Figure, pairs: list[tuple[str, Cell]], path: Path) ->
     import matplotlib.pyplot as plt
     f, ax = plt.subplots(figsize=(7, 4.5))
     silent = [row for row, cell in pairs if cell.runs[0].summary["bytes_sent_total"] == 0]
+    ratios = []
     for row, cell in pairs:
         if row in silent:
             continue
         c = _mean_curve(cell)
+        if len(c.bytes) and c.paper_bytes[-1] > 0:
+            ratios.append(f"{row} {c.bytes[-1] / c.paper_bytes[-1]:.4f}")
         keep = c.bytes > 0
         (line,) = ax.plot(c.bytes[keep], c.mean[keep], marker="o", ms=3, label=f"{row} (real)")
         keep = c.paper_bytes > 0
@@ -460,7 +463,9 @@ def plot_acc_vs_bytes(fig: Figure, pairs: list[tuple[str, Cell]], path: Path) ->
     _save(f, path)
     return Plot(path, f"{fig.title}. Solid: bytes really handed to the transport (headers "
                       f"included); dashed: the paper's accounting (1 bit per mask entry, 32 "
-                      f"per real value). Runs: {_caption_runs(pairs)}."
+                      f"per real value); real over paper-style bytes at the end: "
+                      f"{', '.join(ratios)} (where near 1 the lines coincide). "
+                      f"Runs: {_caption_runs(pairs)}."
                 + (f" Not shown (they send nothing): {', '.join(silent)}." if silent else ""),
                 [r for r, _ in pairs if r not in silent])
 
