@@ -261,8 +261,12 @@ def test_killed_rank_fails_the_run_and_resume_matches(workdir: Path, quick: Run)
     wall = {"wall_clock_s", "median_t_iter_s", "comm_fraction", "startup_s_median",
             "startup_s_max"}
     for key in sa:
-        if key not in wall and not key.startswith("peak_"):
+        if key not in wall and not key.startswith("peak_") and key != "provenance":
             assert sa[key] == sb[key], key
+    # The same code and machine; only the command and the times differ.
+    same = ("git_commit", "git_dirty", "machine", "torch")
+    assert [sa["provenance"][k] for k in same] == [sb["provenance"][k] for k in same]
+    assert "--resume" in sb["provenance"]["command"]
 
 
 # ---------------------------------------------------------------------------------------
