@@ -20,27 +20,21 @@ from typing import Any
 
 import torch
 
+from mcepl_dist.provenance import cpu_model, utc_now
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def machine() -> dict[str, Any]:
     """Where and when this ran: cores, load, CPU/GPU model, torch version."""
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     cuda = torch.cuda.is_available()
     return {
         "host": socket.gethostname(),
-        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "utc": utc_now(),
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "loadavg": list(os.getloadavg()),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "memory_gib": _mem_gib(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import io
 import json
 import statistics
 import sys
@@ -148,11 +150,17 @@ def _rank_evals(path: Path, collective: bool) -> dict[int, tuple[float, float, f
 
 
 def read_curve(run: Run) -> Curve:
-    """The run's learning curve from every rank's metrics file."""
-    files = sorted((run.dir / "metrics").glob("rank*.jsonl"))
+    """The run's learning curve from every rank's metrics file (read once per report:
+    the tables' CSV and the figures both use it)."""
+    return _curve_at(run.dir, run.summary["algorithm"] == "fedavg")
+
+
+@functools.cache
+def _curve_at(run_dir: Path, collective: bool) -> Curve:
+    files = sorted((run_dir / "metrics").glob("rank*.jsonl"))
     if not files:
-        raise ConfigError(f"{run.dir}: no metrics/rank*.jsonl")
-    per_rank = [_rank_evals(f, run.summary["algorithm"] == "fedavg") for f in files]
+        raise ConfigError(f"{run_dir}: no metrics/rank*.jsonl")
+    per_rank = [_rank_evals(f, collective) for f in files]
     iters = sorted(set.intersection(*(set(r) for r in per_rank)))
     table = np.array([[r[i] for r in per_rank] for i in iters], dtype=np.float64)
     if table.size == 0:
@@ -370,7 +378,6 @@ def curve_rows(run: Run, curve: Curve) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
     """A CSV file, written atomically."""
-    import io
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -610,6 +617,7 @@ def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str],
 def write_report(dirs: list[Path], out: Path, figures: bool = True) -> Path:
     """Write the whole report into `out`; return the path of results.md."""
     read = [read_sweep_dir(d) for d in dirs]
+    _curve_at.cache_clear()  # run directories may have grown since a previous report
     out.mkdir(parents=True, exist_ok=True)
     commit, dirty = git_commit()
     lines = ["# Results: ours beside the paper's", "",
