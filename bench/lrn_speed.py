@@ -33,19 +33,6 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def plain_forward(net: model.FixedNetwork, x: torch.Tensor,
-                  weights: list[torch.Tensor]) -> torch.Tensor:
-    """The same model in plain PyTorch: NCHW layout, torch's LocalResponseNorm."""
-    h = x
-    for i in range(model.CONV_LAYERS):
-        h = F.elu(F.conv2d(h, weights[i], stride=1, padding=1))
-        size, alpha, beta = model._LRN[i]
-        h = F.local_response_norm(h, size, alpha=alpha, beta=beta)
-        h = F.max_pool2d(h, kernel_size=3, stride=2, padding=model._POOL_PAD[i])
-    h = F.elu(F.linear(h.flatten(1), weights[3], net.biases[0]))
-    return F.linear(h, weights[4], net.biases[1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
@@ -62,7 +49,7 @@ def main() -> None:
             lambda: torch.autograd.grad(model.forward(net, x, weights).sum(), weights),
             args.repeats),
         "fwd_bwd_plain_torch_s": median_seconds(
-            lambda: torch.autograd.grad(plain_forward(net, x, weights).sum(), weights),
+            lambda: torch.autograd.grad(model.reference_forward(net, x, weights).sum(), weights),
             args.repeats),
         "lrn_conv1_fwd_bwd_s": median_seconds(
             lambda: model.local_response_norm(act, 4, 2e-5, 0.75).sum().backward(),

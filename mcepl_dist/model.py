@@ -172,6 +172,20 @@ def forward(net: FixedNetwork, x: Tensor, weights: list[Tensor]) -> Tensor:
     return F.elu(logits) if net.logits_elu else logits
 
 
+def reference_forward(net: FixedNetwork, x: Tensor, weights: list[Tensor]) -> Tensor:
+    """`forward` in plain PyTorch (NCHW layout, torch's LocalResponseNorm): the readable
+    reference that tests and the LRN benchmark hold the fast path to."""
+    h = x
+    for i in range(CONV_LAYERS):
+        h = F.elu(F.conv2d(h, weights[i], stride=1, padding=1))
+        size, alpha, beta = _LRN[i]
+        h = F.local_response_norm(h, size, alpha=alpha, beta=beta)
+        h = F.max_pool2d(h, kernel_size=3, stride=2, padding=_POOL_PAD[i])
+    h = F.elu(F.linear(h.flatten(1), weights[3], net.biases[0]))
+    logits = F.linear(h, weights[4], net.biases[1])
+    return F.elu(logits) if net.logits_elu else logits
+
+
 def normalize(images_uint8: Tensor) -> Tensor:
     """uint8 pixels -> float in [-1, 1] (mean 0.5, std 0.5 per channel)."""
     return images_uint8.float().div_(127.5).sub_(1.0)

@@ -155,28 +155,16 @@ def test_fast_local_response_norm_matches_torch(channels: int, size: int, alpha:
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-5)
 
 
-def _reference_forward(net: MD.FixedNetwork, x: torch.Tensor,
-                       weights: list[torch.Tensor]) -> torch.Tensor:
-    """The model written with torch's own LRN in the default (NCHW) layout."""
-    h = x
-    for i in range(MD.CONV_LAYERS):
-        h = F.elu(F.conv2d(h, weights[i], stride=1, padding=1))
-        size, alpha, beta = MD._LRN[i]
-        h = F.local_response_norm(h, size, alpha=alpha, beta=beta)
-        h = F.max_pool2d(h, kernel_size=3, stride=2, padding=MD._POOL_PAD[i])
-    h = F.elu(F.linear(h.flatten(1), weights[3], net.biases[0]))
-    return F.linear(h, weights[4], net.biases[1])
-
-
-def test_forward_and_gradients_match_the_torch_reference() -> None:
+@pytest.mark.parametrize("logits_elu", [False, True])
+def test_forward_and_gradients_match_the_torch_reference(logits_elu: bool) -> None:
     """The channels-last conv stack and the fused LRN change nothing beyond float rounding."""
-    net = MD.build_network(3, width=0.25)
+    net = MD.build_network(3, width=0.25, logits_elu=logits_elu)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(6, 3, 32, 32, generator=gen)
     masks = [(torch.rand(w.shape, generator=gen) < 0.4).float() for w in net.weights]
     ours_w = [(w * m).requires_grad_() for w, m in zip(net.weights, masks)]
     ref_w = [(w * m).requires_grad_() for w, m in zip(net.weights, masks)]
-    ours, ref = MD.forward(net, x, ours_w), _reference_forward(net, x, ref_w)
+    ours, ref = MD.forward(net, x, ours_w), MD.reference_forward(net, x, ref_w)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
     g_ours = torch.autograd.grad(ours.square().sum(), ours_w)
     g_ref = torch.autograd.grad(ref.square().sum(), ref_w)
