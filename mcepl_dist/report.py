@@ -117,11 +117,13 @@ def read_sweep_dir(path: Path) -> SweepDir:
         if not summary_path.is_file():
             missing.append(name)
             continue
+        summary = json.loads(summary_path.read_text())
+        # The command that started this job; sweep.json holds only the directory's latest.
+        command = (summary.get("provenance", {}).get("sweep_command")
+                   or state.get("sweep_command", ""))
         runs.append(Run(sweep=sweep.name, job=name, row=job["row"], column=job["column"],
-                        seed=int(job["seed"]), dir=path / name,
-                        summary=json.loads(summary_path.read_text()),
-                        extra_set=tuple(state.get("extra_set", [])),
-                        sweep_command=state.get("sweep_command", "")))
+                        seed=int(job["seed"]), dir=path / name, summary=summary,
+                        extra_set=tuple(state.get("extra_set", [])), sweep_command=command))
     return SweepDir(path, sweep, tuple(runs), tuple(missing))
 
 
@@ -598,8 +600,7 @@ def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str],
                 lines += [f"*{fig.title}: no run yet.*", ""]
             else:
                 lines += [f"![{fig.id}]({plot.path.name})", "", f"*{plot.caption}*", ""]
-    commands = sorted({r.provenance.get("sweep_command") or r.sweep_command for r in runs}
-                      - {""})
+    commands = sorted({r.sweep_command for r in runs} - {""})
     commits = sorted({(r.provenance.get("git_commit", "unknown")[:10]
                        + ("+dirty" if r.provenance.get("git_dirty") else ""), r.machine)
                       for r in runs})

@@ -216,6 +216,25 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
     assert math.isclose(float(curve[0]["mean_acc"]), 0.4)
 
 
+def test_each_run_names_the_sweep_command_that_started_it(short: Path,
+                                                         tmp_path: Path) -> None:
+    """sweep.json keeps only the directory's latest command; a job's own comes first."""
+    summary_path = short / "a_c3_s1" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["provenance"]["sweep_command"] = "python -m mcepl_dist.sweep t.yaml --rows A"
+    summary_path.write_text(json.dumps(summary))
+    del summary["provenance"]["sweep_command"]
+    (short / "b_c3_s0" / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "results"
+    assert report.main([str(short), "--out", str(out), "--no-figures"]) == 0
+    with open(out / "runs.csv") as f:
+        commands = {r["job"]: r["sweep_command"] for r in csv.DictReader(f)}
+    assert commands == {"a_c3_s0": "python -m mcepl_dist.sweep t.yaml --out d",
+                        "a_c3_s1": "python -m mcepl_dist.sweep t.yaml --rows A",
+                        "b_c3_s0": "python -m mcepl_dist.sweep t.yaml --out d"}
+    assert "python -m mcepl_dist.sweep t.yaml --rows A" in (out / "results.md").read_text()
+
+
 def test_masks_figure_uses_the_runs_own_network(short: Path) -> None:
     """Fig. 8/9 show w * m: w must be the run's, regenerated from its config's seed."""
     run = report.read_sweep_dir(short).runs[1]  # seed 1

@@ -20,7 +20,7 @@ SWEEPS = REPO / "configs" / "sweeps"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 # table3's p = 0.5 and the knobs' two "defaults" rows borrow table2's runs (same_as).
 JOB_COUNTS = {"table1": 7 * 3 * 1 + 2 * 3 * 3, "table2": 3 * 3 + 5 * 3, "table3": 3 * 3,
-              "fig4": 4, "knobs_table2": 7}
+              "fig4": 4, "knobs_table2": 8}
 
 
 def shipped(name: str) -> Sweep:
@@ -103,6 +103,8 @@ def test_knob_cells() -> None:
     assert (fil.algorithm.name, fil.algorithm.fil_threshold) == ("mcepl", 0)
     assert (fil.data.labels_per_agent, fil.data.train_fraction) == (4, 0.2)
     assert cfgs["mce-pl-eta-ft-10-authors_s0"][1].algorithm.eta_ft == 10.0
+    eta10 = cfgs["mce-pl-eta-10-authors_s0"][1].algorithm
+    assert (eta10.eta, eta10.eta_ft) == (10.0, None)  # eta_ft follows eta (eq. 17)
     assert cfgs["mce-pl-lambda-0.001-paper_s0"][1].algorithm.lam == 0.001
     ind = cfgs["ind-mask-fil-off_s0"][1]
     assert (ind.algorithm.name, ind.algorithm.fil_threshold) == ("ind_mask", 0)
