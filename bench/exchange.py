@@ -73,7 +73,7 @@ def one_round(method: str, send: torch.Tensor, recv: dict[int, torch.Tensor],
     if method == "batch":
         ops = [dist.P2POp(dist.isend, send, j) for j in recv]
         ops += [dist.P2POp(dist.irecv, buf, j) for j, buf in recv.items()]
-        reqs = dist.batch_isend_irecv(ops) if ops else []
+        reqs: list[Any] = dist.batch_isend_irecv(ops) if ops else []
     else:
         reqs = [dist.isend(send, j) for j in recv] + [dist.irecv(buf, j)
                                                        for j, buf in recv.items()]

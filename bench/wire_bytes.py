@@ -92,7 +92,8 @@ def main() -> None:
     ip("netns", "add", ns)
     try:
         ip("-n", ns, "link", "set", "lo", "up")
-        jobs, control = [], []
+        jobs: list[dict[str, Any]] = []
+        control: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(prefix="mcepl_wire_") as tmp:
             for algo, into in (("mcepl", jobs), ("ind_mask", control)):
                 for iters in (short, long):

@@ -229,7 +229,8 @@ def test_avr_weipru_prunes_the_plain_average(rounds: dict[int, dict[str, Any]]) 
         for rank in range(WORLD):
             vals, _, mix = _group(rounds, "avr_weipru", it, rank)
             rec = rounds[rank]["avr_weipru"][it]
-            _assert_pruned_from(rec["w"], rec["mask"], sum(a * v for a, v in zip(mix, vals)),
+            _assert_pruned_from(rec["w"], rec["mask"],
+                                sum((a * v for a, v in zip(mix, vals)), np.zeros_like(vals[0])),
                                 RETENTION[rank])
 
 

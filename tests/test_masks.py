@@ -206,6 +206,7 @@ def test_group_lasso_grad_vs_numpy_and_autograd() -> None:
 
     zt = torch.from_numpy(z.copy()).requires_grad_()
     M.group_lasso(zt, lam).backward()
+    assert zt.grad is not None
     np.testing.assert_allclose(got, zt.grad.numpy(), rtol=1e-5, atol=1e-9)
 
 
@@ -270,7 +271,7 @@ def test_aggregation_tensor_mean_is_constant_for_autograd() -> None:
     p = torch.tensor([1.0, 1.0, 1.0])
     M.aggregation_tensor(z, p).sum().backward()
     # c(z) gets no gradient: d/dz of (z + c sign(z) p) = 1 almost everywhere
-    assert z.grad.tolist() == [1.0, 1.0, 1.0]
+    assert z.grad is not None and z.grad.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_fine_tune_by_hand() -> None:

@@ -257,7 +257,7 @@ def test_a_same_as_row_borrows_the_other_sweeps_cell(short: Path, tmp_path: Path
     """Table III's p = 0.5 is Table II's MCE-PL at c_i = 4: shown from those runs."""
     other = tmp_path / "u"
     other.mkdir()
-    spec = {"name": "u", "base": "quickstart.yaml",
+    spec: dict[str, Any] = {"name": "u", "base": "quickstart.yaml",
             "rows": [{"label": "same", "paper": 0.45,
                       "same_as": {"sweep": "t", "row": "A", "column": 3}},
                      {"label": "own", "set": {"seed": 5}}]}
@@ -273,7 +273,7 @@ def test_a_same_as_row_borrows_the_other_sweeps_cell(short: Path, tmp_path: Path
 
 def test_same_as_rows_run_nothing() -> None:
     from mcepl_dist.sweepfile import jobs, parse_sweep
-    spec = {"name": "u", "base": "quickstart.yaml",
+    spec: dict[str, Any] = {"name": "u", "base": "quickstart.yaml",
             "rows": [{"label": "same", "same_as": {"sweep": "t", "row": "A", "column": 3}},
                      {"label": "own"}]}
     sweep = parse_sweep(spec, packaged_file("quickstart.yaml"))

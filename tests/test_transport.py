@@ -116,7 +116,7 @@ def expect_ok(results: dict[int, tuple[str, Any]]) -> dict[int, Any]:
 def _exchange_worker(rank: int, world: int) -> dict[str, Any]:
     timer = PhaseTimer()
     t = PeerTransport(rank, neighbours_of(rank), timer)
-    received: list[dict[int, bytes]] = []
+    received: list[dict[int, tuple[str, bytes]]] = []
     phases: list[dict[str, float]] = []
     for rnd in range(len(ROUND_LENGTHS)):
         out = t.exchange(rnd, payload_for(rank, rnd))
@@ -164,7 +164,7 @@ def _corrupt_worker(rank: int, world: int, where: str) -> str:
             else:
                 buf[8] ^= 0x01  # the low byte of the round field in the header
 
-        t._send_recv = tampered  # type: ignore[method-assign]
+        t._send_recv = tampered  # type: ignore[method-assign,assignment]
     t.exchange(0, payload_for(rank, 0))
     return "exchanged"
 
