@@ -19,14 +19,17 @@ import torch
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def git_commit(repo: Path = _REPO) -> tuple[str, bool]:
+def git_commit(repo: Path = _REPO, ignore: Path | None = None) -> tuple[str, bool]:
     """(commit, dirty) of the checkout holding this package; MCEPL_GIT_COMMIT where there
-    is no git (an installed wheel, a copied tree)."""
+    is no git (an installed wheel, a copied tree). Changes under `ignore` (a tool's own
+    output directory) do not count as dirty."""
+    status_cmd = ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"]
+    if ignore is not None and ignore.resolve().is_relative_to(repo.resolve()):
+        status_cmd += ["--", ".", f":(exclude){ignore.resolve()}"]
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
-                                 "--untracked-files=no"], capture_output=True, text=True,
+        status = subprocess.run(status_cmd, capture_output=True, text=True,
                                 timeout=10, check=True).stdout
         return head, bool(status.strip())
     except (OSError, subprocess.SubprocessError):

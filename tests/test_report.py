@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,27 @@ def test_each_run_names_the_sweep_command_that_started_it(short: Path,
                         "a_c3_s1": "python -m mcepl_dist.sweep t.yaml --rows A",
                         "b_c3_s0": "python -m mcepl_dist.sweep t.yaml --out d"}
     assert "python -m mcepl_dist.sweep t.yaml --rows A" in (out / "results.md").read_text()
+
+
+def test_report_files_do_not_make_the_checkout_dirty(tmp_path: Path) -> None:
+    """The report's own output, rewritten in a checkout, leaves its commit clean."""
+    from mcepl_dist.provenance import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / "results" / "results.md").write_text("new\n")
+    assert git_commit(tmp_path, ignore=tmp_path / "results")[1] is False
+    assert git_commit(tmp_path)[1] is True
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path, ignore=tmp_path / "results")[1] is True
+    assert git_commit(tmp_path, ignore=Path("/elsewhere"))[1] is True  # outside: ignored
 
 
 def test_masks_figure_uses_the_runs_own_network(short: Path) -> None:
