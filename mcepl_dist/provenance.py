@@ -24,8 +24,9 @@ def git_commit(repo: Path = _REPO, ignore: Path | None = None) -> tuple[str, boo
     is no git (an installed wheel, a copied tree). Changes under `ignore` (a tool's own
     output directory) do not count as dirty."""
     status_cmd = ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"]
-    if ignore is not None and ignore.resolve().is_relative_to(repo.resolve()):
-        status_cmd += ["--", ".", f":(exclude){ignore.resolve()}"]
+    skip = ignore.resolve() if ignore is not None else None
+    if skip is not None and skip.is_relative_to(repo.resolve()):
+        status_cmd += ["--", ".", f":(exclude){skip}"]
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()

@@ -13,8 +13,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -391,8 +393,6 @@ def test_job_without_every_ranks_checkpoint_is_restarted(faulted: Faulted, done:
 def test_sigterm_ends_the_running_job_too(tmp_path: Path) -> None:
     """A sweep stopped by SIGTERM (a scheduler, `timeout`) must not leave its job's ranks
     running: they would hold the run directory and the CPUs."""
-    import signal
-    import time
     file, out = write_sweep(tmp_path), tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "MCEPL_FAULT"}
     proc = subprocess.Popen([sys.executable, "-m", "mcepl_dist.sweep", str(file), "--out",
