@@ -254,11 +254,18 @@ class Config:
 
 
 def packaged_file(name: str) -> Path:
-    """Path of a file shipped in the package's configs (works in a wheel and a checkout)."""
+    """Path of a file shipped in the package's configs (works in a wheel and a checkout).
+
+    From a source checkout, its own configs/: code and configs then come from one tree
+    even when another checkout is installed (editable) and this one is on PYTHONPATH.
+    """
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "configs").is_dir():
+        return root / "configs" / name
     try:
         return Path(str(importlib.resources.files("mcepl_dist.configs").joinpath(name)))
-    except ModuleNotFoundError:  # run from a source tree on PYTHONPATH, not installed
-        return Path(__file__).resolve().parent.parent / "configs" / name
+    except ModuleNotFoundError:  # neither installed nor a checkout: configs/ beside it
+        return root / "configs" / name
 
 
 def resolve_path(cfg: Config, path: str) -> Path:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,21 @@ def test_default_equals_shipped_default_yaml() -> None:
     assert from_file.base_dir == str(packaged_file("default.yaml").resolve().parent)
     assert _plain(from_file) == embedded
     assert embedded == C.Config()
+
+
+def test_shipped_configs_come_from_the_code_s_own_checkout(tmp_path: Path) -> None:
+    """A second checkout on PYTHONPATH reads its own configs/, not the installed tree's."""
+    root = Path(C.__file__).resolve().parent.parent
+    shutil.copytree(root / "mcepl_dist", tmp_path / "mcepl_dist",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "configs", tmp_path / "configs")
+    shutil.copy(root / "pyproject.toml", tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", "from mcepl_dist.config import packaged_file; "
+         "print(packaged_file('default.yaml'))"],
+        env={"PATH": "", "PYTHONPATH": str(tmp_path)}, cwd=tmp_path, capture_output=True,
+        text=True, check=True).stdout.strip()
+    assert Path(out) == tmp_path / "configs" / "default.yaml"
 
 
 def test_default_values_are_the_papers() -> None:
