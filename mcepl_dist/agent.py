@@ -97,6 +97,17 @@ def exchange(ctx: AgentContext, round: int) -> dict[str, float]:
     return s.message_stats() if payload is not None else {}
 
 
+def local_steps(strategy: Strategy, sampler: Sampler, train_x: torch.Tensor,
+                train_y: torch.Tensor) -> dict[str, float]:
+    """The strategy's local steps of one iteration, each on the sampler's next minibatch;
+    their logged scalars averaged over the steps."""
+    steps = []
+    for _ in range(strategy.local_steps):
+        idx = torch.from_numpy(sampler.next()).to(train_y.device)
+        steps.append(strategy.local_step(normalize(train_x[idx]), train_y[idx]))
+    return {key: sum(s[key] for s in steps) / len(steps) for key in steps[0]}
+
+
 def tally(ctx: AgentContext, st: LoopState, stats: dict[str, float]) -> None:
     """Add a round to the paper's accounting (bits) and the authors' (ones): each message's
     figures times the messages sent (one per neighbour; one for a collective)."""
@@ -137,9 +148,9 @@ def train(ctx: AgentContext) -> RankResult:
         if ctx.fault is not None:
             ctx.fault.fire_if_due(ctx.rank, it)
         start = time.perf_counter()
-        # Local step on one minibatch: back-prop and intermediate aggregation (steps 1-2).
-        idx = torch.from_numpy(sampler.next()).to(ctx.device)
-        stats = ctx.strategy.local_step(normalize(train_x[idx]), train_y[idx])
+        # Local step on a minibatch (baselines: local_steps of them): back-prop and
+        # intermediate aggregation (steps 1-2).
+        stats = local_steps(ctx.strategy, sampler, train_x, train_y)
         # Exchange with neighbours, then fine-tune and aggregate (steps 3-5).
         sent = exchange(ctx, it)
         tally(ctx, st, sent)

@@ -27,6 +27,9 @@ PAPER_RETENTION: tuple[float, ...] = (
 
 ALGORITHMS = ("mcepl", "ind_mask", "dsgd", "fedavg", "dsgd_prox", "lottery_dsgd", "ind_weipru",
               "avr_weipru", "par_weipru", "dispfl")
+# Those whose per-iteration work may be several local SGD steps (algorithm.local_steps);
+# the others count their schedules in local steps, so they keep one per iteration.
+LOCAL_STEP_ALGORITHMS = ("dsgd", "dsgd_prox", "fedavg")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -52,6 +55,9 @@ class AlgorithmConfig:
     lr: float | None = None  # SGD rate on w; None = 0.01 (the paper's Table I rate)
     mixing: Literal["uniform", "metropolis"] = "uniform"  # DSGD-family gossip weights
     prox_mu: float = 0.01  # dsgd_prox: FedProx's mu
+    # SGD steps (one minibatch each) between two exchanges: FedProx's and FedAvg's local
+    # work. At 1, DSGDProx is DSGD: its proximal gradient is zero at w = w_ref.
+    local_steps: int = 1
     lottery_threshold: float = 0.5  # lottery_dsgd: local accuracy that triggers a prune
     lottery_rate: float = 0.2  # lottery_dsgd: fraction of the kept weights pruned each time
     lottery_window: int = 10  # lottery_dsgd: iterations of minibatch accuracy averaged
@@ -78,6 +84,11 @@ class AlgorithmConfig:
         _check(self.mixing in ("uniform", "metropolis"),
                f"algorithm.mixing must be uniform or metropolis, got {self.mixing!r}")
         _check(self.prox_mu >= 0, f"algorithm.prox_mu must be >= 0, got {self.prox_mu}")
+        _check(self.local_steps >= 1,
+               f"algorithm.local_steps must be >= 1, got {self.local_steps}")
+        _check(self.local_steps == 1 or self.name in LOCAL_STEP_ALGORITHMS,
+               f"algorithm.local_steps applies to {', '.join(LOCAL_STEP_ALGORITHMS)} only "
+               f"(got {self.local_steps} for {self.name})")
         _check(0 <= self.lottery_threshold <= 1,
                f"algorithm.lottery_threshold must be in [0, 1], got {self.lottery_threshold}")
         _check(0 < self.lottery_rate < 1,

@@ -13,8 +13,10 @@ import pytest
 import torch
 from test_transport import EDGES, WORLD, expect_ok, launch, neighbours_of
 
+from mcepl_dist.agent import local_steps
 from mcepl_dist.algorithms import REGISTRY, AgentSpec, Strategy, build_strategy
 from mcepl_dist.algorithms.dispfl import DisPFL
+from mcepl_dist.algorithms.dsgd import DSGD
 from mcepl_dist.algorithms.dsgd_prox import DSGDProx
 from mcepl_dist.algorithms.lottery_dsgd import LotteryDSGD
 from mcepl_dist.codec import (
@@ -24,6 +26,7 @@ from mcepl_dist.codec import (
     weights_payload_size,
 )
 from mcepl_dist.config import ALGORITHMS, AlgorithmConfig
+from mcepl_dist.data import Sampler
 from mcepl_dist.masks import keep_count
 from mcepl_dist.model import build_network
 from mcepl_dist.timing import PhaseTimer
@@ -107,6 +110,31 @@ def test_dsgd_prox_gradient_is_pulled_towards_the_reference() -> None:
     s.w = [w + 1.0 for w in s.w]  # 1.0 away from w_ref everywhere
     grads = [torch.zeros_like(w) for w in s.w]
     assert all(torch.allclose(g, torch.full_like(g, 0.5)) for g in s.with_correction(grads))
+
+
+def test_dsgd_prox_needs_more_than_one_local_step_to_differ_from_dsgd() -> None:
+    """Right after an aggregate w = w_ref, so the first step's proximal gradient is zero;
+    only the steps after it are pulled towards w_ref."""
+    dsgd, prox = DSGD(_spec("dsgd", 0)), DSGDProx(_spec("dsgd_prox", 0, prox_mu=0.5))
+    dsgd.local_step(*_batch(0, 0))
+    prox.local_step(*_batch(0, 0))
+    assert all(torch.equal(a, b) for a, b in zip(dsgd.w, prox.w))
+    dsgd.local_step(*_batch(0, 1))
+    prox.local_step(*_batch(0, 1))
+    assert not all(torch.equal(a, b) for a, b in zip(dsgd.w, prox.w))
+    assert prox.local_steps == 1 and DSGDProx(_spec("dsgd_prox", 0, local_steps=4)).local_steps == 4
+
+
+def test_the_loop_takes_local_steps_minibatches_per_iteration() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.rand(64, 3, 32, 32, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    three, one = DSGD(_spec("dsgd", 0, local_steps=3)), DSGD(_spec("dsgd", 0))
+    sampler, by_hand = Sampler(64, 16, 0, 0), Sampler(64, 16, 0, 0)
+    stats = local_steps(three, sampler, x, y)
+    losses = [local_steps(one, by_hand, x, y)["loss"] for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(three.w, one.w))
+    assert stats["loss"] == pytest.approx(sum(losses) / 3)
+    assert sampler.state_dict() == by_hand.state_dict()
 
 
 def test_state_dict_round_trip_resumes_identically() -> None:

@@ -18,9 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 ITERATIONS = 6  # test_e2e.SMALL
 
 
-@pytest.mark.parametrize("name", ["par_weipru", "fedavg"])  # two-phase; collective
-def test_baseline_runs_and_counts_what_check_announces(tmp_path: Path, name: str) -> None:
-    args = ["--config", str(QUICKSTART), *SMALL, "--set", f"algorithm.name={name}"]
+@pytest.mark.parametrize(("name", "steps"), [("par_weipru", 1), ("fedavg", 3)])
+def test_baseline_runs_and_counts_what_check_announces(tmp_path: Path, name: str,
+                                                       steps: int) -> None:
+    """Two-phase sparse messages; a collective, with 3 local steps per round (same bytes)."""
+    args = ["--config", str(QUICKSTART), *SMALL, "--set", f"algorithm.name={name}",
+            "--set", f"algorithm.local_steps={steps}"]
     run = torchrun(tmp_path, AGENTS, args, tmp_path / "run")
     assert run.proc.returncode == 0, run.describe()
     s = run.summary()

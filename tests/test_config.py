@@ -178,6 +178,14 @@ def test_retention_out_of_range(value: str) -> None:
     assert "(0, 1]" in msg
 
 
+def test_local_steps_at_least_one_and_only_for_the_sgd_baselines() -> None:
+    assert "algorithm.local_steps must be >= 1" in _err(["algorithm.local_steps=0"])
+    msg = _err(["algorithm.local_steps=2"])  # the default algorithm, mcepl
+    assert "algorithm.local_steps applies to dsgd, dsgd_prox, fedavg only" in msg
+    cfg = load_config(overrides=["algorithm.name=dsgd_prox", "algorithm.local_steps=3"])
+    assert cfg.algorithm.local_steps == 3
+
+
 def test_retention_one_is_allowed() -> None:
     assert load_config(overrides=["agents.retention=1"]).agents.retention == 1.0
 

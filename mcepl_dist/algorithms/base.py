@@ -1,11 +1,11 @@
 """The strategy interface the per-rank loop drives, shared by every algorithm.
 
-An iteration is: `local_step` (local computation on one minibatch), `message` (the payload
-to send every neighbour this round, or None), the loop's exchange, then `receive` (the
-aggregation with what arrived). Round 0 is `message` + `receive` with no local step.
-Algorithms never touch torch.distributed: they see payloads as uint8 numpy arrays. A
-`collective` strategy (FedAvg) instead hands over a float32 vector and receives the mean
-over all ranks under the key ALL.
+An iteration is: `local_step` (local computation on one minibatch; `local_steps` calls, on
+as many minibatches), `message` (the payload to send every neighbour this round, or None),
+the loop's exchange, then `receive` (the aggregation with what arrived). Round 0 is
+`message` + `receive` with no local step. Algorithms never touch torch.distributed: they
+see payloads as uint8 numpy arrays. A `collective` strategy (FedAvg) instead hands over a
+float32 vector and receives the mean over all ranks under the key ALL.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Strategy(ABC):
     # Attributes that hold the strategy's whole evolving state (tensors, lists of tensors,
     # numbers, None): what a checkpoint saves and a resume restores.
     state_keys: tuple[str, ...] = ()
+    local_steps: int = 1  # `local_step` calls per iteration, each on its own minibatch
 
     @property
     def communicates(self) -> bool:

@@ -25,6 +25,7 @@ class WeightStrategy(Strategy):
         super().__init__(spec)
         self.w = [w.clone() for w in spec.net.weights]
         self.lr = spec.algo.lr if spec.algo.lr is not None else self.default_lr
+        self.local_steps = spec.algo.local_steps
         self.ratios = spec.layer_ratios()
         self.sizes = [w.numel() for w in self.w]
         self.numel = sum(self.sizes)
