@@ -27,9 +27,11 @@ PAPER_RETENTION: tuple[float, ...] = (
 
 ALGORITHMS = ("mcepl", "ind_mask", "dsgd", "fedavg", "dsgd_prox", "lottery_dsgd", "ind_weipru",
               "avr_weipru", "par_weipru", "dispfl")
+# The dense real-valued methods: they train every weight and ignore agents.retention.
+DENSE_ALGORITHMS = ("dsgd", "dsgd_prox", "fedavg")
 # Those whose per-iteration work may be several local SGD steps (algorithm.local_steps);
 # the others count their schedules in local steps, so they keep one per iteration.
-LOCAL_STEP_ALGORITHMS = ("dsgd", "dsgd_prox", "fedavg")
+LOCAL_STEP_ALGORITHMS = DENSE_ALGORITHMS
 
 
 def _check(ok: bool, message: str) -> None:

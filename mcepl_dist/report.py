@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mcepl_dist.config import load_config
+from mcepl_dist.config import DENSE_ALGORITHMS, load_config
 from mcepl_dist.errors import ConfigError, UserError
 from mcepl_dist.metrics import atomic_write, load_masks
 from mcepl_dist.model import network_for
@@ -286,8 +286,11 @@ def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> li
 
 
 def by_retention(run: Run) -> dict[float, float]:
-    """Mean final test accuracy of the agents at each retention ratio r_i of a run."""
+    """Mean final test accuracy of the agents at each retention ratio r_i of a run (none
+    for the dense methods, whose agents' r_i are configured but unused)."""
     cfg = load_config(run.dir / "config.yaml")
+    if cfg.algorithm.name in DENSE_ALGORITHMS:
+        return {}
     accs = run.summary["per_agent_test_acc"]
     groups: dict[float, list[float]] = {}
     for agent, acc in enumerate(accs):
@@ -305,7 +308,7 @@ def retention_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -
             if not shown or "per_agent_test_acc" not in shown[0].runs[0].summary:
                 continue
             per_seed = [by_retention(r) for r in shown[0].runs]
-            if len(per_seed[0]) > 1:
+            if len(per_seed[0]) > 1:  # agents with different r_i
                 ratios = sorted(per_seed[0])
                 rows.append((row.label, column, {r: statistics.fmean(p[r] for p in per_seed)
                                                  for r in ratios}))

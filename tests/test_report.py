@@ -217,6 +217,20 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
     assert math.isclose(float(curve[0]["mean_acc"]), 0.4)
 
 
+def test_accuracy_by_retention_groups_agents_but_not_for_dense_methods(tmp_path: Path) -> None:
+    def run(name: str) -> report.Run:
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        return report.Run(sweep="t", job=name, row="A", column=3, seed=0, dir=tmp_path / name,
+                          summary=summary, extra_set=(), sweep_command="")
+
+    write_run(tmp_path / "mask", 0.5, 4, 3, 0)  # agents at r = 0.2 and 0.5
+    assert report.by_retention(run("mask")) == pytest.approx({0.2: 0.4, 0.5: 0.6})
+    write_run(tmp_path / "dense", 0.5, 4, 3, 0)
+    cfg = load_config(tmp_path / "dense" / "config.yaml", ["algorithm.name=dsgd"])
+    (tmp_path / "dense" / "config.yaml").write_text(dump_config(cfg))
+    assert report.by_retention(run("dense")) == {}
+
+
 def test_each_run_names_the_sweep_command_that_started_it(short: Path,
                                                          tmp_path: Path) -> None:
     """sweep.json keeps only the directory's latest command; a job's own comes first."""
