@@ -266,19 +266,23 @@ class Config:
 # Loading
 
 
+_SOURCE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# In a source checkout, its own configs/ (decided once, at import).
+_CHECKOUT = (_SOURCE_CONFIGS.parent / "pyproject.toml").is_file() and _SOURCE_CONFIGS.is_dir()
+
+
 def packaged_file(name: str) -> Path:
     """Path of a file shipped in the package's configs (works in a wheel and a checkout).
 
     From a source checkout, its own configs/: code and configs then come from one tree
     even when another checkout is installed (editable) and this one is on PYTHONPATH.
     """
-    root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and (root / "configs").is_dir():
-        return root / "configs" / name
+    if _CHECKOUT:
+        return _SOURCE_CONFIGS / name
     try:
         return Path(str(importlib.resources.files("mcepl_dist.configs").joinpath(name)))
     except ModuleNotFoundError:  # neither installed nor a checkout: configs/ beside it
-        return root / "configs" / name
+        return _SOURCE_CONFIGS / name
 
 
 def resolve_path(cfg: Config, path: str) -> Path:

@@ -17,6 +17,7 @@ from mcepl_dist.config import dump_config, load_config, packaged_file
 from mcepl_dist.errors import ConfigError
 from mcepl_dist.metrics import save_masks
 from mcepl_dist.model import layer_shapes, network_for
+from mcepl_dist.provenance import git_commit
 
 pytest.importorskip("matplotlib")
 
@@ -252,8 +253,6 @@ def test_each_run_names_the_sweep_command_that_started_it(short: Path,
 
 def test_report_files_do_not_make_the_checkout_dirty(tmp_path: Path) -> None:
     """The report's own output, rewritten in a checkout, leaves its commit clean."""
-    from mcepl_dist.provenance import git_commit
-
     def git(*args: str) -> None:
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
