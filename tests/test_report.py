@@ -18,6 +18,7 @@ from mcepl_dist.errors import ConfigError
 from mcepl_dist.metrics import save_masks
 from mcepl_dist.model import layer_shapes, network_for
 from mcepl_dist.provenance import git_commit
+from mcepl_dist.report import figures, runs, tables
 
 pytest.importorskip("matplotlib")
 
@@ -115,10 +116,10 @@ def short(tmp_path: Path) -> Path:
 
 
 def test_cell_mean_and_spread_over_seeds(short: Path) -> None:
-    d = report.read_sweep_dir(short)
+    d = runs.read_sweep_dir(short)
     assert [r.job for r in d.runs] == ["a_c3_s0", "a_c3_s1", "b_c3_s0"]
     assert d.missing == ("a_c4_s0",)
-    found = report.cells(d.sweep, d.runs)
+    found = runs.cells(d.sweep, d.runs)
     (cell,) = found[("A", "3")]
     assert cell.mean == pytest.approx(0.5)
     assert cell.std == pytest.approx(0.1)  # population sd of .4 and .6
@@ -130,14 +131,14 @@ def test_cell_mean_and_spread_over_seeds(short: Path) -> None:
 def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path) -> None:
     long = write_sweep(tmp_path / "long", {"a_c3_s0": 0.7}, iterations=8,
                        extra=["train.iterations=8", "checkpoint.every=0"])
-    dirs = [report.read_sweep_dir(short), report.read_sweep_dir(long)]
-    ((sweep, runs, _),) = report.merge(dirs)
-    found = report.cells(sweep, runs)
+    dirs = [runs.read_sweep_dir(short), runs.read_sweep_dir(long)]
+    ((sweep, merged, _),) = report.merge(dirs)
+    found = runs.cells(sweep, merged)
     first, second = found[("A", "3")]
     assert (first.iterations, first.mean) == (8, 0.7)  # checkpoint.every is not a setting
     assert first.label == "8 it, 1 seed, 2-core CPU"
     assert (second.iterations, second.mean) == (4, pytest.approx(0.5))
-    text = "\n".join(report.table_markdown(sweep, found))
+    text = "\n".join(tables.table_markdown(sweep, found))
     assert "| A | 3 | .5000 | .7000 | (+20.0) | 8 it, 1 seed, 2-core CPU |" in text
     assert "| A | 4 | .6000 | not run yet |" in text
     assert "| B | 3 | — | .3000 |  | 4 it, 1 seed, 2-core CPU |" in text
@@ -145,14 +146,14 @@ def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path
 
 def test_a_setting_that_changes_results_labels_the_cell(tmp_path: Path) -> None:
     d = write_sweep(tmp_path / "x", {"a_c3_s0": 0.4}, extra=["algorithm.eta=10"])
-    r = report.read_sweep_dir(d)
-    (cell,) = report.cells(r.sweep, r.runs)[("A", "3")]
+    r = runs.read_sweep_dir(d)
+    (cell,) = runs.cells(r.sweep, r.runs)[("A", "3")]
     assert cell.label == "4 it, 1 seed, 2-core CPU, algorithm.eta=10"
 
 
 def test_curve_is_mean_over_agents(short: Path) -> None:
-    run = report.read_sweep_dir(short).runs[0]
-    c = report.read_curve(run)
+    run = runs.read_sweep_dir(short).runs[0]
+    c = runs.read_curve(run)
     assert c.iters.tolist() == [2, 4]
     assert c.mean == pytest.approx([0.4, 0.6])
     assert c.std == pytest.approx([0.2, 0.2])
@@ -161,13 +162,13 @@ def test_curve_is_mean_over_agents(short: Path) -> None:
 
 
 def test_curve_of_a_run_without_paper_bytes_cum(short: Path) -> None:
-    run = report.read_sweep_dir(short).runs[0]
+    run = runs.read_sweep_dir(short).runs[0]
     for f in (run.dir / "metrics").glob("rank*.jsonl"):
         recs = [json.loads(line) for line in f.read_text().splitlines()]
         for rec in recs:
             rec.pop("paper_bytes_cum", None)
         f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
-    c = report.read_curve(run)
+    c = runs.read_curve(run)
     # 40 bytes per message, one message per record from iteration 0 on.
     assert c.paper_bytes == pytest.approx([3 * 40, 5 * 40])
 
@@ -176,7 +177,7 @@ def test_conv1_panel_layout() -> None:
     w = np.arange(4 * 3 * 5 * 5, dtype=np.float64).reshape(4, 3, 5, 5) + 1
     m = np.ones_like(w)
     m[2, 1] = 0
-    img = report.conv1_panel(w, m, first=1, count=3)
+    img = figures.conv1_panel(w, m, first=1, count=3)
     assert img.shape == (3 * 6 - 1, 3 * 6 - 1)
     assert np.isnan(img[5, :]).all() and np.isnan(img[:, 5]).all()
     np.testing.assert_array_equal(img[0:5, 0:5], w[1, 0])  # filter 1, input channel 0
@@ -210,8 +211,8 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
     a3 = next(c for c in cells if c["row"] == "A" and c["column"] == "3")
     assert (float(a3["mean"]), float(a3["sd_over_seeds"]), a3["seeds"]) == (0.5, 0.1, "0 1")
     with open(out / "runs.csv") as f:
-        runs = list(csv.DictReader(f))
-    assert len(runs) == 3 and runs[0]["git_commit"] == "c" * 40
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and rows[0]["git_commit"] == "c" * 40
     with open(out / "t_curves.csv") as f:
         curve = list(csv.DictReader(f))
     assert len(curve) == 3 * 2
@@ -219,17 +220,17 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
 
 
 def test_accuracy_by_retention_groups_agents_but_not_for_dense_methods(tmp_path: Path) -> None:
-    def run(name: str) -> report.Run:
+    def run(name: str) -> runs.Run:
         summary = json.loads((tmp_path / name / "summary.json").read_text())
-        return report.Run(sweep="t", job=name, row="A", column=3, seed=0, dir=tmp_path / name,
+        return runs.Run(sweep="t", job=name, row="A", column=3, seed=0, dir=tmp_path / name,
                           summary=summary, extra_set=(), sweep_command="")
 
     write_run(tmp_path / "mask", 0.5, 4, 3, 0)  # agents at r = 0.2 and 0.5
-    assert report.by_retention(run("mask")) == pytest.approx({0.2: 0.4, 0.5: 0.6})
+    assert tables.by_retention(run("mask")) == pytest.approx({0.2: 0.4, 0.5: 0.6})
     write_run(tmp_path / "dense", 0.5, 4, 3, 0)
     cfg = load_config(tmp_path / "dense" / "config.yaml", ["algorithm.name=dsgd"])
     (tmp_path / "dense" / "config.yaml").write_text(dump_config(cfg))
-    assert report.by_retention(run("dense")) == {}
+    assert tables.by_retention(run("dense")) == {}
 
 
 def test_each_run_names_the_sweep_command_that_started_it(short: Path,
@@ -272,16 +273,16 @@ def test_report_files_do_not_make_the_checkout_dirty(tmp_path: Path) -> None:
 
 def test_masks_figure_uses_the_runs_own_network(short: Path) -> None:
     """Fig. 8/9 show w * m: w must be the run's, regenerated from its config's seed."""
-    run = report.read_sweep_dir(short).runs[1]  # seed 1
+    run = runs.read_sweep_dir(short).runs[1]  # seed 1
     cfg = load_config(run.dir / "config.yaml")
     assert cfg.seed == 1
-    w0 = network_for(load_config(report.read_sweep_dir(short).runs[0].dir / "config.yaml"))
+    w0 = network_for(load_config(runs.read_sweep_dir(short).runs[0].dir / "config.yaml"))
     assert not np.array_equal(network_for(cfg).weights[0].numpy(), w0.weights[0].numpy())
 
 
 def test_not_a_sweep_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="not a sweep directory"):
-        report.read_sweep_dir(tmp_path)
+        runs.read_sweep_dir(tmp_path)
     assert report.main([str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a sweep directory" in err[0]

@@ -1,0 +1,228 @@
+"""Sweep directories read back: finished runs, their learning curves, and the table cells
+they make (the runs of one row and column at one setting, over seeds)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcepl_dist.errors import ConfigError
+from mcepl_dist.sweepfile import Sweep, parse_sweep
+
+# Overrides that change where and how a run executes, not its numbers.
+NEUTRAL = ("checkpoint.", "output.", "comm.", "train.log_every=", "train.eval_every=",
+           "train.eval_batch_size=", "data.root=", "data.download=")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished job of a sweep directory."""
+
+    sweep: str
+    job: str
+    row: str
+    column: Any
+    seed: int
+    dir: Path
+    summary: dict[str, Any]
+    extra_set: tuple[str, ...]
+    sweep_command: str
+
+    @property
+    def acc(self) -> float:
+        return float(self.summary["final_mean_test_acc"])
+
+    @property
+    def iterations(self) -> int:
+        return int(self.summary["iterations"])
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return dict(self.summary.get("provenance", {}))
+
+    @property
+    def machine(self) -> str:
+        """Short machine name: the GPU's model, else "<n>-core CPU"."""
+        full = self.provenance.get("machine", "")
+        if not full:
+            return "unknown machine"
+        first = full.split(",")[0]
+        if "core" in first:
+            return first.split(" ")[0] + " CPU"
+        return first.replace("NVIDIA ", "")
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """Overrides beyond the sweep file's that can change a result, other than the
+        iteration budget (shown apart)."""
+        return tuple(s for s in self.extra_set
+                     if not s.startswith(("train.iterations=", *NEUTRAL)))
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    """A sweep directory read back: its sweep file and its finished runs."""
+
+    path: Path
+    sweep: Sweep
+    runs: tuple[Run, ...]
+    missing: tuple[str, ...]  # jobs started or planned but without a summary.json
+
+
+def read_sweep_dir(path: Path) -> SweepDir:
+    """Read OUT/sweep.json and every job directory with a summary.json."""
+    state_path = path / "sweep.json"
+    if not state_path.is_file():
+        raise ConfigError(f"{path} is not a sweep directory (no sweep.json)")
+    try:
+        state = json.loads(state_path.read_text())
+        sweep = parse_sweep(state["spec"], Path(state["file"]), find_configs=False)
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise ConfigError(f"{state_path} is damaged ({exc})") from None
+    runs, missing = [], []
+    for name, job in sorted(state.get("jobs", {}).items()):
+        summary_path = path / name / "summary.json"
+        if not summary_path.is_file():
+            missing.append(name)
+            continue
+        summary = json.loads(summary_path.read_text())
+        # The command that started this job; sweep.json holds only the directory's latest.
+        command = (summary.get("provenance", {}).get("sweep_command")
+                   or state.get("sweep_command", ""))
+        runs.append(Run(sweep=sweep.name, job=name, row=job["row"], column=job["column"],
+                        seed=int(job["seed"]), dir=path / name, summary=summary,
+                        extra_set=tuple(state.get("extra_set", [])), sweep_command=command))
+    return SweepDir(path, sweep, tuple(runs), tuple(missing))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Accuracy at each evaluation, across agents, with cumulative bytes per agent."""
+
+    iters: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray  # over agents
+    bytes: np.ndarray  # real bytes sent, mean per agent
+    paper_bytes: np.ndarray  # the paper's accounting, mean per agent
+
+
+def _rank_evals(path: Path, collective: bool) -> dict[int, tuple[float, float, float]]:
+    """iteration -> (test accuracy, bytes sent so far, paper-style bytes so far) of a rank."""
+    out, paper = {}, 0.0
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        # Runs from before paper_bytes_cum existed: rebuild it from the per-message figure.
+        paper += rec.get("paper_bits", 0.0) / 8 * (1 if collective else rec.get("msgs_sent", 0))
+        if "test_acc" in rec:
+            out[int(rec["iter"])] = (float(rec["test_acc"]), float(rec["bytes_sent_cum"]),
+                                     float(rec.get("paper_bytes_cum", paper)))
+    return out
+
+
+def read_curve(run: Run) -> Curve:
+    """The run's learning curve from every rank's metrics file (read once per report:
+    the tables' CSV and the figures both use it)."""
+    return _curve_at(run.dir, run.summary["algorithm"] == "fedavg")
+
+
+def forget_curves() -> None:
+    """Drop the curves read so far (run directories may have grown since)."""
+    _curve_at.cache_clear()
+
+
+@functools.cache
+def _curve_at(run_dir: Path, collective: bool) -> Curve:
+    files = sorted((run_dir / "metrics").glob("rank*.jsonl"))
+    if not files:
+        raise ConfigError(f"{run_dir}: no metrics/rank*.jsonl")
+    per_rank = [_rank_evals(f, collective) for f in files]
+    iters = sorted(set.intersection(*(set(r) for r in per_rank)))
+    table = np.array([[r[i] for r in per_rank] for i in iters], dtype=np.float64)
+    if table.size == 0:
+        table = np.zeros((0, len(files), 3))
+    return Curve(iters=np.array(iters), mean=table[:, :, 0].mean(axis=1),
+                 std=table[:, :, 0].std(axis=1), bytes=table[:, :, 1].mean(axis=1),
+                 paper_bytes=table[:, :, 2].mean(axis=1))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one table cell at one setting (iterations, overrides, machine)."""
+
+    row: str
+    column: Any
+    paper: float | None
+    runs: tuple[Run, ...]  # one per seed
+    borrowed: str = ""  # "table2 MCE-PL 4": the cell of another sweep (a row's same_as)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(r.acc for r in self.runs)
+
+    @property
+    def std(self) -> float:
+        """Spread over seeds (population standard deviation; 0 for one seed)."""
+        return statistics.pstdev(r.acc for r in self.runs)
+
+    @property
+    def iterations(self) -> int:
+        return self.runs[0].iterations
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(r.seed for r in self.runs)
+
+    @property
+    def label(self) -> str:
+        """"400 it, 3 seeds, H200" plus any override beyond the sweep file."""
+        n = len(self.runs)
+        parts = [f"{self.iterations} it", f"{n} seed{'s' if n > 1 else ''}",
+                 " / ".join(sorted({r.machine for r in self.runs})), *self.runs[0].settings]
+        if self.borrowed:
+            parts.append(f"the runs of {self.borrowed}")
+        return ", ".join(parts)
+
+    @property
+    def full_budget(self) -> bool:
+        """Whether the runs have the sweep's own iteration budget (no --set of it)."""
+        return not any(s.startswith("train.iterations=") for s in self.runs[0].extra_set)
+
+    @property
+    def delta_points(self) -> float | None:
+        return None if self.paper is None else 100 * (self.mean - self.paper)
+
+
+def _setting(run: Run) -> tuple[Any, ...]:
+    return (run.iterations, run.settings)
+
+
+def _when(run: Run) -> str:
+    return str(run.provenance.get("finished_utc") or run.provenance.get("started_utc") or "")
+
+
+def cells(sweep: Sweep, runs: Iterable[Run]) -> dict[tuple[str, str], list[Cell]]:
+    """(row, column) -> its cells, one per setting run, the one to show first: most
+    iterations, then most seeds. A seed run twice at one setting counts once (the newest)."""
+    groups: dict[tuple[str, str, tuple[Any, ...]], dict[int, Run]] = {}
+    for run in runs:
+        key = (run.row, json.dumps(run.column), _setting(run))
+        old = groups.setdefault(key, {}).get(run.seed)
+        newer = old is None or _when(run) >= _when(old)
+        if newer:
+            groups[key][run.seed] = run
+    out: dict[tuple[str, str], list[Cell]] = {}
+    for (row, column, _), by_seed in groups.items():
+        first = next(iter(by_seed.values()))
+        cell = Cell(row, first.column, sweep.paper(row, first.column),
+                    tuple(by_seed[s] for s in sorted(by_seed)))
+        out.setdefault((row, column), []).append(cell)
+    for found in out.values():
+        found.sort(key=lambda c: (c.iterations, len(c.runs)), reverse=True)
+    return out
