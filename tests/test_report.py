@@ -132,7 +132,7 @@ def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path
     long = write_sweep(tmp_path / "long", {"a_c3_s0": 0.7}, iterations=8,
                        extra=["train.iterations=8", "checkpoint.every=0"])
     dirs = [runs.read_sweep_dir(short), runs.read_sweep_dir(long)]
-    ((sweep, merged, _),) = report.merge(dirs)
+    ((sweep, merged, _),) = runs.merge(dirs)
     found = runs.cells(sweep, merged)
     first, second = found[("A", "3")]
     assert (first.iterations, first.mean) == (8, 0.7)  # checkpoint.every is not a setting
@@ -223,7 +223,7 @@ def test_accuracy_by_retention_groups_agents_but_not_for_dense_methods(tmp_path:
     def run(name: str) -> runs.Run:
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         return runs.Run(sweep="t", job=name, row="A", column=3, seed=0, dir=tmp_path / name,
-                          summary=summary, extra_set=(), sweep_command="")
+                        summary=summary, extra_set=(), sweep_command="")
 
     write_run(tmp_path / "mask", 0.5, 4, 3, 0)  # agents at r = 0.2 and 0.5
     assert tables.by_retention(run("mask")) == pytest.approx({0.2: 0.4, 0.5: 0.6})

@@ -18,7 +18,6 @@ markdown and CSV; `figures` draws the PNGs; this module puts the report together
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,11 +28,13 @@ from mcepl_dist.metrics import atomic_write
 from mcepl_dist.provenance import git_commit
 from mcepl_dist.report.figures import draw
 from mcepl_dist.report.runs import (
-    Cell,
+    CellIndex,
     Run,
     SweepDir,
+    borrow,
     cells,
     forget_curves,
+    merge,
     read_curve,
     read_sweep_dir,
 )
@@ -53,34 +54,8 @@ from mcepl_dist.sweepfile import Sweep
 GENERATED = "results.md"
 
 
-def borrow(sweep: Sweep, found: dict[tuple[str, str], list[Cell]],
-           found_by_sweep: dict[str, dict[tuple[str, str], list[Cell]]]) -> None:
-    """Fill the rows with same_as from the other sweep's cells, when its runs are here."""
-    for row in sweep.rows:
-        if row.same_as is None:
-            continue
-        other_sweep, other_row, other_column = row.same_as
-        other = found_by_sweep.get(other_sweep, {}).get((other_row, json.dumps(other_column)))
-        if not other:
-            continue
-        for column in sweep.columns.values:
-            found[(row.label, json.dumps(column))] = [
-                Cell(row.label, column, sweep.paper(row.label, column), c.runs,
-                     borrowed=f"{other_sweep} {other_row} {other_column}") for c in other]
-
-
-def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
-    """Sweep directories grouped by sweep name (the newest file's spec wins)."""
-    by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
-    for d in dirs:
-        _, runs, missing = by_name.setdefault(d.sweep.name, (d.sweep, [], []))
-        runs.extend(d.runs)
-        missing.extend(f"{d.path}/{m}" for m in d.missing)
-    return list(by_name.values())
-
-
 def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str],
-                  found: dict[tuple[str, str], list[Cell]], out: Path, figures: bool
+                  found: CellIndex, out: Path, figures: bool
                   ) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
     """The markdown of one sweep, its cell rows and its curve rows."""
     lines = [f"## {sweep.title}", ""]

@@ -3,7 +3,6 @@ paper-style), and conv1 mask pictures as in Figs. 8/9. Needs matplotlib (extra "
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 from mcepl_dist.config import load_config
 from mcepl_dist.metrics import load_masks
 from mcepl_dist.model import network_for
-from mcepl_dist.report.runs import Cell, Curve, read_curve
+from mcepl_dist.report.runs import Cell, CellIndex, Curve, cell_key, read_curve
 from mcepl_dist.sweepfile import Figure
 
 
@@ -26,12 +25,12 @@ class Plot:
     shown: list[str] = field(default_factory=list)
 
 
-def _figure_runs(fig: Figure, found: dict[tuple[str, str], list[Cell]]
+def _figure_runs(fig: Figure, found: CellIndex
                  ) -> list[tuple[str, Cell]]:
     """(row, shown cell) for each of the figure's rows that has runs."""
     out = []
     for row in fig.rows:
-        shown = found.get((row, json.dumps(fig.column)))
+        shown = found.get(cell_key(row, fig.column))
         if shown:
             out.append((row, shown[0]))
     return out
@@ -166,7 +165,7 @@ PLOTTERS = {"acc_vs_iter": plot_acc_vs_iter, "acc_vs_bytes": plot_acc_vs_bytes,
             "masks": plot_masks}
 
 
-def draw(fig: Figure, found: dict[tuple[str, str], list[Cell]], out: Path) -> Plot | None:
+def draw(fig: Figure, found: CellIndex, out: Path) -> Plot | None:
     """One figure of a sweep, from the cells shown in its table (None: no run yet)."""
     pairs = _figure_runs(fig, found)
     if fig.kind == "masks":

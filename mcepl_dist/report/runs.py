@@ -1,5 +1,5 @@
-"""Sweep directories read back: finished runs, their learning curves, and the table cells
-they make (the runs of one row and column at one setting, over seeds)."""
+"""Sweep directories read back and merged: finished runs, their learning curves, and the
+table cells they make (the runs of one row and column at one setting, over seeds)."""
 
 from __future__ import annotations
 
@@ -199,6 +199,15 @@ class Cell:
         return None if self.paper is None else 100 * (self.mean - self.paper)
 
 
+# (row, column as JSON) -> the cell at each setting that ran, the one to show first.
+CellIndex = dict[tuple[str, str], list[Cell]]
+
+
+def cell_key(row: str, column: Any) -> tuple[str, str]:
+    """A cell's key in a CellIndex: a column may be any YAML value, so it is keyed by its JSON."""
+    return (row, json.dumps(column))
+
+
 def _setting(run: Run) -> tuple[Any, ...]:
     return (run.iterations, run.settings)
 
@@ -207,17 +216,17 @@ def _when(run: Run) -> str:
     return str(run.provenance.get("finished_utc") or run.provenance.get("started_utc") or "")
 
 
-def cells(sweep: Sweep, runs: Iterable[Run]) -> dict[tuple[str, str], list[Cell]]:
+def cells(sweep: Sweep, runs: Iterable[Run]) -> CellIndex:
     """(row, column) -> its cells, one per setting run, the one to show first: most
     iterations, then most seeds. A seed run twice at one setting counts once (the newest)."""
     groups: dict[tuple[str, str, tuple[Any, ...]], dict[int, Run]] = {}
     for run in runs:
-        key = (run.row, json.dumps(run.column), _setting(run))
+        key = (*cell_key(run.row, run.column), _setting(run))
         old = groups.setdefault(key, {}).get(run.seed)
         newer = old is None or _when(run) >= _when(old)
         if newer:
             groups[key][run.seed] = run
-    out: dict[tuple[str, str], list[Cell]] = {}
+    out: CellIndex = {}
     for (row, column, _), by_seed in groups.items():
         first = next(iter(by_seed.values()))
         cell = Cell(row, first.column, sweep.paper(row, first.column),
@@ -226,3 +235,28 @@ def cells(sweep: Sweep, runs: Iterable[Run]) -> dict[tuple[str, str], list[Cell]
     for found in out.values():
         found.sort(key=lambda c: (c.iterations, len(c.runs)), reverse=True)
     return out
+
+
+def borrow(sweep: Sweep, found: CellIndex, found_by_sweep: dict[str, CellIndex]) -> None:
+    """Fill the rows with same_as from the other sweep's cells, when its runs are here."""
+    for row in sweep.rows:
+        if row.same_as is None:
+            continue
+        other_sweep, other_row, other_column = row.same_as
+        other = found_by_sweep.get(other_sweep, {}).get(cell_key(other_row, other_column))
+        if not other:
+            continue
+        for column in sweep.columns.values:
+            found[cell_key(row.label, column)] = [
+                Cell(row.label, column, sweep.paper(row.label, column), c.runs,
+                     borrowed=f"{other_sweep} {other_row} {other_column}") for c in other]
+
+
+def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
+    """Sweep directories grouped by sweep name (the newest file's spec wins)."""
+    by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
+    for d in dirs:
+        _, runs, missing = by_name.setdefault(d.sweep.name, (d.sweep, [], []))
+        runs.extend(d.runs)
+        missing.extend(f"{d.path}/{m}" for m in d.missing)
+    return list(by_name.values())

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from mcepl_dist.config import DENSE_ALGORITHMS, load_config
 from mcepl_dist.metrics import atomic_write
-from mcepl_dist.report.runs import Cell, Curve, Run
+from mcepl_dist.report.runs import CellIndex, Curve, Run, cell_key
 from mcepl_dist.sweepfile import Sweep
 
 
@@ -20,7 +19,7 @@ def _acc(x: float | None) -> str:
     return "—" if x is None else f"{x:.4f}".lstrip("0") if x < 1 else f"{x:.4f}"
 
 
-def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> list[str]:
+def table_markdown(sweep: Sweep, found: CellIndex) -> list[str]:
     """One line per cell: the paper's number, ours (mean ± spread over seeds), the
     difference in points and the cell's label (iterations, seeds, machine)."""
     by_column = sweep.columns.key is not None
@@ -29,7 +28,7 @@ def table_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> li
     lines = ["| " + " | ".join(h for h in head) + " |", "|" + "---|" * len(head)]
     for row in sweep.rows:
         for column in sweep.columns.values:
-            shown = found.get((row.label, json.dumps(column)))
+            shown = found.get(cell_key(row.label, column))
             paper = sweep.paper(row.label, column)
             col = f"{column} | " if by_column else ""
             if not shown:
@@ -58,13 +57,13 @@ def by_retention(run: Run) -> dict[float, float]:
     return {r: statistics.fmean(v) for r, v in sorted(groups.items())}
 
 
-def retention_markdown(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> list[str]:
+def retention_markdown(sweep: Sweep, found: CellIndex) -> list[str]:
     """Per-r_i accuracy of every shown cell whose agents have different ratios (mean over
     the agents with that ratio and over seeds): where node heterogeneity costs accuracy."""
     rows = []
     for row in sweep.rows:
         for column in sweep.columns.values:
-            shown = found.get((row.label, json.dumps(column)))
+            shown = found.get(cell_key(row.label, column))
             if not shown or "per_agent_test_acc" not in shown[0].runs[0].summary:
                 continue
             per_seed = [by_retention(r) for r in shown[0].runs]
@@ -98,7 +97,7 @@ CURVE_FIELDS = ["sweep", "job", "row", "column", "seed", "iteration", "mean_acc"
                 "sd_acc_over_agents", "bytes_sent_per_agent", "paper_bytes_per_agent"]
 
 
-def cell_rows(sweep: Sweep, found: dict[tuple[str, str], list[Cell]]) -> list[dict[str, Any]]:
+def cell_rows(sweep: Sweep, found: CellIndex) -> list[dict[str, Any]]:
     out = []
     for found_cells in found.values():
         for i, c in enumerate(found_cells):
