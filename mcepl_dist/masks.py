@@ -115,3 +115,18 @@ def sgd_direction(
         buf = d.clone() if buf is None else momentum * buf + d
         return buf, buf
     return d, None
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|a and b| / |a or b| of two 0/1 masks: how much two agents' kept entries overlap
+    (1.0 for two empty masks)."""
+    a, b = a.astype(bool), b.astype(bool)
+    union = int(np.count_nonzero(a | b))
+    return int(np.count_nonzero(a & b)) / union if union else 1.0
+
+
+def independent_jaccard(density_a: float, density_b: float) -> float:
+    """The expected Jaccard index of two masks drawn independently at these densities,
+    d_a d_b / (d_a + d_b - d_a d_b): the no-communication reference for `jaccard`."""
+    union = density_a + density_b - density_a * density_b
+    return density_a * density_b / union if union else 1.0

@@ -473,3 +473,20 @@ def test_ind_mask_never_communicates_and_mask_is_thres_of_abs_z() -> None:
         np.testing.assert_array_equal(got.numpy(), np_thres(np.abs(zi.numpy()), r))
     for pl in s.p:
         assert not pl.any()
+
+
+def test_jaccard_hand_values() -> None:
+    a = np.array([1, 1, 0, 0, 1])
+    b = np.array([1, 0, 1, 0, 1])
+    assert M.jaccard(a, b) == pytest.approx(2 / 4)
+    assert M.jaccard(a, a) == 1.0
+    assert M.jaccard(a, 1 - a) == 0.0
+    assert M.jaccard(np.zeros(3), np.zeros(3)) == 1.0
+
+
+def test_independent_jaccard_matches_random_masks() -> None:
+    assert M.independent_jaccard(0.5, 0.5) == pytest.approx(1 / 3)
+    assert M.independent_jaccard(0.1, 0.3) == pytest.approx(0.03 / 0.37)
+    rng = np.random.default_rng(0)
+    a, b = rng.random(200_000) < 0.3, rng.random(200_000) < 0.6
+    assert M.jaccard(a, b) == pytest.approx(M.independent_jaccard(0.3, 0.6), abs=0.005)
