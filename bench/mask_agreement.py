@@ -26,8 +26,9 @@ from mcepl_dist.model import LAYER_NAMES
 from mcepl_dist.topology import build_graph
 
 
-def agreement(run: Path) -> list[tuple[str, float, float, float]]:
-    """(layer, neighbours, other pairs, independent) mean Jaccard over agent pairs."""
+def agreement(run: Path) -> list[tuple[str, float, float, float, float]]:
+    """(layer, neighbours, independent at their densities, other pairs, independent at
+    theirs): mean Jaccard over agent pairs. The references differ when r_i varies."""
     cfg = load_config(run / "config.yaml")
     topo = cfg.topology
     adj = build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
@@ -36,24 +37,27 @@ def agreement(run: Path) -> list[tuple[str, float, float, float]]:
     masks = [load_masks(run / "masks" / f"agent{i}.npz") for i in range(cfg.agents.num)]
     rows = []
     for layer, name in enumerate(LAYER_NAMES):
-        near: list[float] = []
-        far: list[float] = []
-        ref: list[float] = []
+        pairs: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
         for i, j in combinations(range(cfg.agents.num), 2):
             a, b = masks[i][layer], masks[j][layer]
-            (near if adj[i, j] else far).append(jaccard(a, b))
+            seen, ref = pairs[bool(adj[i, j])]
+            seen.append(jaccard(a, b))
             ref.append(independent_jaccard(float(np.mean(a)), float(np.mean(b))))
-        rows.append((name, mean(near) if near else float("nan"),
-                     mean(far) if far else float("nan"), mean(ref)))
+        (near, near_ref), (far, far_ref) = pairs[True], pairs[False]
+        rows.append((name, _mean(near), _mean(near_ref), _mean(far), _mean(far_ref)))
     return rows
 
 
+def _mean(values: list[float]) -> float:
+    return mean(values) if values else float("nan")
+
+
 def main(runs: list[Path]) -> None:
-    print("| run | layer | neighbours | other pairs | independent masks |")
-    print("|---|---|---|---|---|")
+    print("| run | layer | neighbours | (independent) | other pairs | (independent) |")
+    print("|---|---|---|---|---|---|")
     for run in runs:
-        for name, near, far, ref in agreement(run):
-            print(f"| {run.name} | {name} | {near:.3f} | {far:.3f} | {ref:.3f} |")
+        for name, *values in agreement(run):
+            print(f"| {run.name} | {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
 
 
 if __name__ == "__main__":
