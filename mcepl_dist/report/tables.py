@@ -24,7 +24,7 @@ def table_markdown(sweep: Sweep, found: CellIndex) -> list[str]:
     difference in points and the cell's label (iterations, seeds, machine)."""
     by_column = sweep.columns.key is not None
     head = ["", *([sweep.columns.label.split("=")[0].strip()] if by_column else []), "paper",
-            "ours (mean ± sd over seeds)", "Δ points", "run"]
+            "ours (mean ± population sd over seeds)", "Δ points", "run"]
     lines = ["| " + " | ".join(h for h in head) + " |", "|" + "---|" * len(head)]
     for row in sweep.rows:
         for column in sweep.columns.values:
