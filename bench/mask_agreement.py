@@ -19,30 +19,27 @@ from statistics import mean
 
 import numpy as np
 
-from mcepl_dist.config import load_config, resolve_path
+from mcepl_dist.config import load_config
 from mcepl_dist.masks import independent_jaccard, jaccard
 from mcepl_dist.metrics import load_masks
 from mcepl_dist.model import LAYER_NAMES
-from mcepl_dist.topology import build_graph
+from mcepl_dist.plan import graph_for
 
 
 def agreement(run: Path) -> list[tuple[str, float, float, float, float]]:
     """(layer, neighbours, independent at their densities, other pairs, independent at
     theirs): mean Jaccard over agent pairs. The references differ when r_i varies."""
     cfg = load_config(run / "config.yaml")
-    topo = cfg.topology
-    adj = build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
-                      max_tries=topo.max_tries,
-                      path=resolve_path(cfg, topo.path) if topo.path else None)
+    adj = graph_for(cfg)
     masks = [load_masks(run / "masks" / f"agent{i}.npz") for i in range(cfg.agents.num)]
     rows = []
     for layer, name in enumerate(LAYER_NAMES):
+        density = [float(np.mean(m[layer])) for m in masks]
         pairs: dict[bool, tuple[list[float], list[float]]] = {True: ([], []), False: ([], [])}
         for i, j in combinations(range(cfg.agents.num), 2):
-            a, b = masks[i][layer], masks[j][layer]
             seen, ref = pairs[bool(adj[i, j])]
-            seen.append(jaccard(a, b))
-            ref.append(independent_jaccard(float(np.mean(a)), float(np.mean(b))))
+            seen.append(jaccard(masks[i][layer], masks[j][layer]))
+            ref.append(independent_jaccard(density[i], density[j]))
         (near, near_ref), (far, far_ref) = pairs[True], pairs[False]
         rows.append((name, _mean(near), _mean(near_ref), _mean(far), _mean(far_ref)))
     return rows

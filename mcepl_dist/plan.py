@@ -35,13 +35,18 @@ def _labels(cfg: Config, train: bool) -> np.ndarray:
     return load_labels(d.resolved_root(), train=train)
 
 
+def graph_for(cfg: Config) -> np.ndarray:
+    """The run's communication graph (adjacency matrix), as every rank rebuilds it."""
+    topo = cfg.topology
+    return build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
+                       max_tries=topo.max_tries,
+                       path=resolve_path(cfg, topo.path) if topo.path else None)
+
+
 def check_inputs(cfg: Config) -> tuple[np.ndarray, list[list[int]]]:
     """Validate the graph, the label table and the data's presence (what every run checks
     before its ranks talk); return the adjacency matrix and the label table."""
-    topo = cfg.topology
-    adj = build_graph(topo.kind, cfg.agents.num, p=topo.p, seed=cfg.seed,
-                      max_tries=topo.max_tries,
-                      path=resolve_path(cfg, topo.path) if topo.path else None)
+    adj = graph_for(cfg)
     table = label_table(cfg)
     check_data(cfg)
     return adj, table
