@@ -51,6 +51,9 @@ class AlgorithmConfig:
     fc_retention: float | None = None  # None = r_i for FC layers too (paper); authors: 0.9
     neighbor_init: Literal["exchange", "bernoulli"] = "exchange"  # masks before iteration 1
     bernoulli_p: float = 0.5  # density of the shared pattern when neighbor_init = bernoulli
+    # c(z) of the intermediate aggregation (step 2, eq. 16a): the paper prints max |z| there,
+    # its (11) and (18) and the authors' code use the mean |z|. Step 5 always uses the mean.
+    scale_16a: Literal["mean", "max"] = "mean"
     weight_decay: float = 0.0  # L2 on z, added to G (authors' code: 5e-4)
     momentum: float = 0.0  # heavy-ball momentum on z (paper: plain SGD)
     # Real-valued baselines (README, "Baselines"); ignored by the mask methods.
@@ -79,6 +82,8 @@ class AlgorithmConfig:
                f"algorithm.fc_retention must be in (0, 1] or null, got {self.fc_retention}")
         _check(0 < self.bernoulli_p <= 1,
                f"algorithm.bernoulli_p must be in (0, 1], got {self.bernoulli_p}")
+        _check(self.scale_16a in ("mean", "max"),
+               f"algorithm.scale_16a must be mean or max, got {self.scale_16a!r}")
         _check(self.weight_decay >= 0,
                f"algorithm.weight_decay must be >= 0, got {self.weight_decay}")
         _check(0 <= self.momentum < 1, f"algorithm.momentum must be in [0, 1), got {self.momentum}")

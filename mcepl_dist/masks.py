@@ -71,9 +71,16 @@ def mean_abs(z: Tensor) -> Tensor:
     return z.detach().abs().mean()
 
 
-def aggregation_tensor(z: Tensor, p: Tensor) -> Tensor:
-    """y = z + c(z) * sign(z) * p (eqs. 16a and 18, with the mean the paper's (11) uses)."""
-    return z + mean_abs(z) * torch.sign(z) * p
+def max_abs(z: Tensor) -> Tensor:
+    """max |z| over the layer, the constant (16a) prints (no gradient flows through it)."""
+    return z.detach().abs().max()
+
+
+def aggregation_tensor(z: Tensor, p: Tensor, scale: str = "mean") -> Tensor:
+    """y = z + c(z) * sign(z) * p (eqs. 16a and 18). c is the mean |z| of the paper's (11)
+    and (18), or with scale "max" the max |z| its (16a) prints."""
+    c = max_abs(z) if scale == "max" else mean_abs(z)
+    return z + c * torch.sign(z) * p
 
 
 def straight_through_grad(grad_effective: Tensor, w: Tensor, z: Tensor) -> Tensor:

@@ -215,6 +215,7 @@ def test_labels_per_agent_out_of_range(value: str) -> None:
         ("algorithm.lam=-0.001", "algorithm.lam"),
         ("algorithm.fil_threshold=-1", "algorithm.fil_threshold"),
         ("algorithm.momentum=1", "algorithm.momentum"),
+        ("algorithm.scale_16a=median", "algorithm.scale_16a"),
         ("train.batch_size=0", "train.batch_size"),
         ("train.iterations=0", "train.iterations"),
         ("data.train_fraction=0", "data.train_fraction"),

@@ -266,6 +266,22 @@ def test_aggregation_tensor_by_hand() -> None:
     assert y.tolist() == [[1.75, -3.5], [0.0, 3.0]]
 
 
+def test_aggregation_tensor_with_max_by_hand() -> None:
+    z = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
+    p = torch.tensor([[0.5, 1.0], [1.0, 0.0]])
+    # c = max |z| = 3 (16a as printed)
+    # y = z + 3 * sign(z) * p = [[1 + 1.5, -2 - 3], [0 + 0, 3 + 0]]
+    y = M.aggregation_tensor(z, p, scale="max")
+    assert y.tolist() == [[2.5, -5.0], [0.0, 3.0]]
+
+
+def test_max_abs_by_hand_and_constant_for_autograd() -> None:
+    assert M.max_abs(torch.tensor([1.0, -3.0, 0.0, 2.0])).item() == 3.0
+    z = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    M.aggregation_tensor(z, torch.ones(3), scale="max").sum().backward()
+    assert z.grad is not None and z.grad.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_aggregation_tensor_mean_is_constant_for_autograd() -> None:
     z = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
     p = torch.tensor([1.0, 1.0, 1.0])

@@ -1,5 +1,6 @@
 """MCE-PL knobs that change the strategy's state rather than one equation: the shared
-Bernoulli initial neighbour masks, momentum and weight decay on z, and eta_ft."""
+Bernoulli initial neighbour masks, momentum and weight decay on z, eta_ft, and the
+constant of the intermediate aggregation (16a)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,24 @@ def test_eta_ft_scales_only_the_fine_tune_step() -> None:
         assert torch.equal(zh, za)  # eta_ft 0: no fine-tuning
     for zh, zb, g, p in zip(z_half, b.z, b.grad, b.p, strict=True):
         torch.testing.assert_close(zb, zh - 2.0 * g * p)
+
+
+def test_scale_16a_max_makes_the_intermediate_mask_follow_the_neighbours() -> None:
+    """With c = max |z| every entry a neighbour keeps outranks every entry none keeps, so
+    with one neighbour at the same r the intermediate mask is the neighbour's mask. The
+    mean (the default) only leans towards it, and step 5 uses the mean either way."""
+    x, y = _batch()
+    neighbor = _agent(1)
+    payload = neighbor.message(0)
+    assert payload is not None
+    strong, mean = _agent(0, scale_16a="max"), _agent(0)
+    for agent in (strong, mean):
+        agent.receive(0, {1: payload})
+        agent.local_step(x, y)
+
+    for mh, mn in zip(strong.m_half, neighbor.m, strict=True):
+        assert torch.equal(mh, mn)
+    assert not all(torch.equal(mh, mn) for mh, mn in zip(mean.m_half, neighbor.m, strict=True))
+
+    strong.receive(1, {1: payload})  # step 5: the mean constant, so not the neighbour's mask
+    assert not all(torch.equal(m, mn) for m, mn in zip(strong.m, neighbor.m, strict=True))

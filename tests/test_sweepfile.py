@@ -20,7 +20,7 @@ SWEEPS = REPO / "configs" / "sweeps"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 # table3's p = 0.5 and the knobs' two "defaults" rows borrow table2's runs (same_as).
 JOB_COUNTS = {"table1": 5 * 3 * 1 + 4 * 3 * 3, "table2": 2 * 3 * 3 + 4 * 3, "table3": 3 * 3,
-              "fig4": 4, "knobs_table2": 12}
+              "fig4": 4, "knobs_table2": 12, "knobs_table1": 3}
 
 
 def shipped(name: str) -> Sweep:
@@ -109,6 +109,20 @@ def test_knob_cells() -> None:
     ind = cfgs["ind-mask-fil-off_s0"][1]
     assert (ind.algorithm.name, ind.algorithm.fil_threshold) == ("ind_mask", 0)
     assert shipped("knobs_table2").row("MCE-PL defaults").same_as == ("table2", "MCE-PL", 4)
+
+
+def test_knob_cells_of_table1() -> None:
+    """Table I's knob rows: c_i = 3 and r = 0.5 for every agent, one knob changed each."""
+    cfgs = configs("knobs_table1")
+    assert sorted(cfgs) == ["ind-mask-eta-10-authors_s0", "mce-pl-eta-10-authors_s0",
+                            "mce-pl-max-in-16a-paper_s0"]
+    for _, cfg in cfgs.values():
+        assert (cfg.data.labels_per_agent, cfg.agents.retention) == (3, 0.5)
+    assert cfgs["mce-pl-max-in-16a-paper_s0"][1].algorithm.scale_16a == "max"
+    ind = cfgs["ind-mask-eta-10-authors_s0"][1].algorithm
+    assert (ind.name, ind.eta) == ("ind_mask", 10.0)
+    borrowed = shipped("knobs_table1").row("MCE-PL defaults").same_as
+    assert borrowed == ("table1", "MCE-PL(0.5)", 3)
 
 
 def test_fig4_cells() -> None:

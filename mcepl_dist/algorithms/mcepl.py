@@ -64,13 +64,13 @@ class MCEPL(Strategy):
             stats = {"loss": float(loss.detach()), "lasso_grad_ratio": _norm_ratio(lasso_g, data_g)}
         if self.communicates:
             with self.timer.phase("aggregate"):
-                self.m_half = self._masks(self.p)
+                self.m_half = self._masks(self.p, cfg.scale_16a)
         return stats
 
-    def _masks(self, p: list[Tensor]) -> list[Tensor]:
+    def _masks(self, p: list[Tensor], scale: str = "mean") -> list[Tensor]:
         """m = Fil[Thres(|z + c(z) sign(z) p|)] per layer (eqs. 16 and 19)."""
         fil = self.spec.algo.fil_threshold
-        return [M.mask_from(M.aggregation_tensor(z, pl), r, fil)
+        return [M.mask_from(M.aggregation_tensor(z, pl, scale), r, fil)
                 for z, pl, r in zip(self.z, p, self.ratios)]
 
     # -- step 3 -------------------------------------------------------------------------
