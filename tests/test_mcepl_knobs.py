@@ -86,8 +86,8 @@ def test_eta_ft_scales_only_the_fine_tune_step() -> None:
 
 
 def test_scale_16a_max_makes_the_intermediate_mask_follow_the_neighbours() -> None:
-    """With c = max |z| every entry a neighbour keeps outranks every entry none keeps, so
-    with one neighbour at the same r the intermediate mask is the neighbour's mask. The
+    """With c = max |z| an entry every neighbour keeps (p = 1) outranks every entry none
+    keeps, so with one neighbour at the same r the intermediate mask is its mask. The
     mean (the default) only leans towards it, and step 5 uses the mean either way."""
     x, y = _batch()
     neighbor = _agent(1)
