@@ -20,7 +20,7 @@ SWEEPS = REPO / "configs" / "sweeps"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 # table3's p = 0.5 and the knobs' two "defaults" rows borrow table2's runs (same_as).
 JOB_COUNTS = {"table1": 5 * 3 * 1 + 4 * 3 * 3, "table2": 2 * 3 * 3 + 4 * 3, "table3": 3 * 3,
-              "fig4": 4, "knobs_table2": 12, "knobs_table1": 3}
+              "fig4": 4, "knobs_table2": 13, "knobs_table1": 3}
 
 
 def shipped(name: str) -> Sweep:
@@ -108,6 +108,8 @@ def test_knob_cells() -> None:
     assert cfgs["mce-pl-lambda-0.001-paper_s0"][1].algorithm.lam == 0.001
     ind = cfgs["ind-mask-fil-off_s0"][1]
     assert (ind.algorithm.name, ind.algorithm.fil_threshold) == ("ind_mask", 0)
+    ind_eta = cfgs["ind-mask-eta-10-authors_s0"][1].algorithm
+    assert (ind_eta.name, ind_eta.eta, ind_eta.fil_threshold) == ("ind_mask", 10.0, 20)
     assert shipped("knobs_table2").row("MCE-PL defaults").same_as == ("table2", "MCE-PL", 4)
 
 
