@@ -7,7 +7,8 @@ the neighbours' masks, G the straight-through gradient, y the aggregation tensor
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -76,11 +77,14 @@ def max_abs(z: Tensor) -> Tensor:
     return z.detach().abs().max()
 
 
-def aggregation_tensor(z: Tensor, p: Tensor, scale: str = "mean") -> Tensor:
+Scale = Literal["mean", "max"]
+SCALES: dict[str, Callable[[Tensor], Tensor]] = {"mean": mean_abs, "max": max_abs}
+
+
+def aggregation_tensor(z: Tensor, p: Tensor, scale: Scale = "mean") -> Tensor:
     """y = z + c(z) * sign(z) * p (eqs. 16a and 18). c is the mean |z| of the paper's (11)
     and (18), or with scale "max" the max |z| its (16a) prints."""
-    c = max_abs(z) if scale == "max" else mean_abs(z)
-    return z + c * torch.sign(z) * p
+    return z + SCALES[scale](z) * torch.sign(z) * p
 
 
 def straight_through_grad(grad_effective: Tensor, w: Tensor, z: Tensor) -> Tensor:

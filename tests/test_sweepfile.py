@@ -18,7 +18,8 @@ from mcepl_dist.sweepfile import Job, Sweep, jobs, load_sweep, override, parse_s
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = REPO / "configs" / "sweeps"
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
-# table3's p = 0.5 and the knobs' two "defaults" rows borrow table2's runs (same_as).
+# table3's p = 0.5 and the knob sweeps' "defaults" rows borrow table2's and table1's runs
+# (same_as).
 JOB_COUNTS = {"table1": 5 * 3 * 1 + 4 * 3 * 3, "table2": 2 * 3 * 3 + 4 * 3, "table3": 3 * 3,
               "fig4": 4, "knobs_table2": 15, "knobs_table1": 3}
 

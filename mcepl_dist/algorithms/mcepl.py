@@ -67,7 +67,7 @@ class MCEPL(Strategy):
                 self.m_half = self._masks(self.p, cfg.scale_16a)
         return stats
 
-    def _masks(self, p: list[Tensor], scale: str = "mean") -> list[Tensor]:
+    def _masks(self, p: list[Tensor], scale: M.Scale = "mean") -> list[Tensor]:
         """m = Fil[Thres(|z + c(z) sign(z) p|)] per layer (eqs. 16 and 19)."""
         fil = self.spec.algo.fil_threshold
         return [M.mask_from(M.aggregation_tensor(z, pl, scale), r, fil)
