@@ -21,7 +21,7 @@ QUICKSTART = REPO / "configs" / "quickstart.yaml"
 # table3's p = 0.5 and the knob sweeps' "defaults" rows borrow table2's and table1's runs
 # (same_as).
 JOB_COUNTS = {"table1": 5 * 3 * 1 + 4 * 3 * 3, "table2": 2 * 3 * 3 + 4 * 3, "table3": 3 * 3,
-              "fig4": 4, "knobs_table2": 15, "knobs_table1": 3}
+              "fig4": 4, "knobs_table2": 17, "knobs_table1": 7}
 
 
 def shipped(name: str) -> Sweep:
@@ -117,8 +117,9 @@ def test_knob_cells() -> None:
 def test_knob_cells_of_table1() -> None:
     """Table I's knob rows: c_i = 3 and r = 0.5 for every agent, one knob changed each."""
     cfgs = configs("knobs_table1")
-    assert sorted(cfgs) == ["ind-mask-eta-10-authors_s0", "mce-pl-eta-10-authors_s0",
-                            "mce-pl-max-in-16a-paper_s0"]
+    eta10 = [f"{algo}-eta-10-authors_s{seed}" for algo in ("ind-mask", "mce-pl")
+             for seed in (0, 1, 2)]
+    assert sorted(cfgs) == [*eta10, "mce-pl-max-in-16a-paper_s0"]
     for _, cfg in cfgs.values():
         assert (cfg.data.labels_per_agent, cfg.agents.retention) == (3, 0.5)
     assert cfgs["mce-pl-max-in-16a-paper_s0"][1].algorithm.scale_16a == "max"
