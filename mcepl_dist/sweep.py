@@ -209,10 +209,11 @@ def write_state(out: Path, sweep_file: Path, raw: dict[str, Any], extra: list[st
                             "command": shlex.join(torchrun_command(
                                 Planned(p.job, p.cfg, "start"), out / p.job.name))}
     commit, dirty = git_commit()
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json(state_path, {
         "name": raw["name"], "file": str(sweep_file), "spec": raw, "extra_set": extra,
-        "sweep_command": sweep_command, "created_utc": old.get("created_utc") or
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "sweep_command": sweep_command, "created_utc": old.get("created_utc") or now,
+        "updated_utc": now,
         "git_commit": commit, "git_dirty": dirty, "jobs": jobs})
 
 

@@ -128,6 +128,22 @@ def test_cell_mean_and_spread_over_seeds(short: Path) -> None:
     assert cell.label == "4 it, 2 seeds, 2-core CPU"
 
 
+def test_merge_takes_the_spec_written_last(short: Path, tmp_path: Path) -> None:
+    """A row added to the sweep file after an older directory ran is known to the merge,
+    whichever order the directories are given in."""
+    newer = write_sweep(tmp_path / "newer", {"a_c4_s0": 0.6})
+    state = json.loads((newer / "sweep.json").read_text())
+    state["spec"] = {**SPEC, "rows": [*SPEC["rows"], {"label": "C", "paper": [0.7, 0.8]}]}
+    state["updated_utc"] = "2026-11-29T12:00:00Z"
+    (newer / "sweep.json").write_text(json.dumps(state))
+    old = json.loads((short / "sweep.json").read_text())
+    (short / "sweep.json").write_text(json.dumps({**old, "created_utc": "2026-11-28T12:00:00Z"}))
+    for order in ([short, newer], [newer, short]):
+        ((sweep, merged, _),) = runs.merge([runs.read_sweep_dir(d) for d in order])
+        assert [r.label for r in sweep.rows] == ["A", "B", "C"]
+        assert sorted(r.job for r in merged) == ["a_c3_s0", "a_c3_s1", "a_c4_s0", "b_c3_s0"]
+
+
 def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path) -> None:
     long = write_sweep(tmp_path / "long", {"a_c3_s0": 0.7}, iterations=8,
                        extra=["train.iterations=8", "checkpoint.every=0"])

@@ -74,6 +74,7 @@ class SweepDir:
     sweep: Sweep
     runs: tuple[Run, ...]
     missing: tuple[str, ...]  # jobs started or planned but without a summary.json
+    written_utc: str = ""  # when the sweep command last wrote its sweep file here
 
 
 def read_sweep_dir(path: Path) -> SweepDir:
@@ -99,7 +100,8 @@ def read_sweep_dir(path: Path) -> SweepDir:
         runs.append(Run(sweep=sweep.name, job=name, row=job["row"], column=job["column"],
                         seed=int(job["seed"]), dir=path / name, summary=summary,
                         extra_set=tuple(state.get("extra_set", [])), sweep_command=command))
-    return SweepDir(path, sweep, tuple(runs), tuple(missing))
+    written = str(state.get("updated_utc") or state.get("created_utc") or "")
+    return SweepDir(path, sweep, tuple(runs), tuple(missing), written)
 
 
 @dataclass(frozen=True)
@@ -253,10 +255,15 @@ def borrow(sweep: Sweep, found: CellIndex, found_by_sweep: dict[str, CellIndex])
 
 
 def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
-    """Sweep directories grouped by sweep name (the newest file's spec wins)."""
-    by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
+    """Sweep directories grouped by sweep name; the spec written last wins, so rows added
+    to a sweep file since an older directory ran are known, whatever the order given."""
+    newest: dict[str, SweepDir] = {}
     for d in dirs:
-        _, runs, missing = by_name.setdefault(d.sweep.name, (d.sweep, [], []))
+        if d.sweep.name not in newest or d.written_utc > newest[d.sweep.name].written_utc:
+            newest[d.sweep.name] = d
+    by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
+    for d in dirs:  # in the order given, which is the report's order of sections
+        _, runs, missing = by_name.setdefault(d.sweep.name, (newest[d.sweep.name].sweep, [], []))
         runs.extend(d.runs)
         missing.extend(f"{d.path}/{m}" for m in d.missing)
     return list(by_name.values())
