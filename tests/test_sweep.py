@@ -163,6 +163,9 @@ def test_sweep_state_file(done: Done) -> None:
     assert (job["row"], job["column"], job["seed"]) == ("ind-mask", 3, 0)
     assert "--set algorithm.name=ind_mask" in job["command"] and "--resume" not in job["command"]
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", state["git_commit"])
+    stamps = [state["created_utc"], state["updated_utc"]]  # the merge picks the newest spec
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in stamps)
+    assert stamps == sorted(stamps)
 
 
 def test_checkpoints_removed_unless_kept(done: Done) -> None:
