@@ -39,7 +39,7 @@ from mcepl_dist.config import (
 from mcepl_dist.errors import ConfigError, UserError
 from mcepl_dist.metrics import write_json
 from mcepl_dist.plan import check_inputs
-from mcepl_dist.provenance import git_commit
+from mcepl_dist.provenance import git_commit, utc_now
 from mcepl_dist.sweepfile import Job, Sweep, load_sweep
 from mcepl_dist.sweepfile import jobs as expand_jobs
 
@@ -209,7 +209,7 @@ def write_state(out: Path, sweep_file: Path, raw: dict[str, Any], extra: list[st
                             "command": shlex.join(torchrun_command(
                                 Planned(p.job, p.cfg, "start"), out / p.job.name))}
     commit, dirty = git_commit()
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now = utc_now()
     write_json(state_path, {
         "name": raw["name"], "file": str(sweep_file), "spec": raw, "extra_set": extra,
         "sweep_command": sweep_command, "created_utc": old.get("created_utc") or now,
