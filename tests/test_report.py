@@ -333,3 +333,66 @@ def test_same_as_rows_run_nothing() -> None:
     spec["rows"][0]["set"] = {"seed": 1}
     with pytest.raises(ConfigError, match="runs nothing"):
         parse_sweep(spec, packaged_file("quickstart.yaml"))
+
+
+def _tables(results: Path) -> list[str]:
+    """results.md without its first lines (command, date) and directory names."""
+    text = (results / "results.md").read_text().split("\n")[4:]
+    return [line for line in text if not line.startswith(("Not finished", "*Fig"))]
+
+
+def test_report_regenerates_from_its_own_copy(short: Path, tmp_path: Path) -> None:
+    """The run directories gone, `<out>/runs/*` alone gives the same tables, curves and
+    figures: curves and conv1 masks are kept with each run."""
+    out = tmp_path / "results"
+    assert report.main([str(short), "--out", str(out)]) == 0
+    kept = out / "runs" / "short"
+    assert (kept / "a_c3_s0" / runs.CURVE_FILE).is_file()
+    assert (kept / "a_c3_s0" / runs.CONV1_FILE).is_file()  # A saves masks, B does not
+    assert not (kept / "b_c3_s0" / runs.CONV1_FILE).exists()
+    np.testing.assert_array_equal(runs.conv1_masks(kept / "a_c3_s0")[1],
+                                  runs.conv1_masks(short / "a_c3_s0")[1])
+    first = {f: (out / f).read_text() for f in ("t.csv", "t_curves.csv")}
+    (out / "masks.png").unlink()
+    import shutil
+    shutil.rmtree(short)
+    runs.forget_curves()
+    assert report.main([str(kept), "--out", str(out)]) == 0
+    assert (out / "masks.png").is_file()
+    assert (out / "t_curves.csv").read_text() == first["t_curves.csv"]
+    assert (out / "t.csv").read_text().replace(str(kept), str(short)) == first["t.csv"]
+    c = runs.read_curve(runs.read_sweep_dir(kept).runs[0])
+    assert c.iters.tolist() == [2, 4] and c.mean == pytest.approx([0.4, 0.6])
+
+
+def test_kept_directories_merge_by_setting(short: Path, tmp_path: Path) -> None:
+    """A directory of the same sweep and --set joins the kept one; another setting of the
+    same name is kept beside it; a run given twice (directory and copy) counts once."""
+    out = tmp_path / "results"
+    more = write_sweep(tmp_path / "elsewhere" / "short", {"b_c4_s0": 0.5})
+    other = write_sweep(tmp_path / "gpu" / "short", {"a_c3_s0": 0.7}, iterations=8,
+                        extra=["train.iterations=8"])
+    assert report.main([str(short), "--out", str(out), "--no-figures"]) == 0
+    assert report.main([str(out / "runs" / "short"), str(more), str(other), str(short),
+                        "--out", str(out), "--no-figures"]) == 0
+    kept = runs.read_sweep_dir(out / "runs" / "short")
+    assert [r.job for r in kept.runs] == ["a_c3_s0", "a_c3_s1", "b_c3_s0", "b_c4_s0"]
+    assert kept.missing == ("a_c4_s0",)
+    beside = runs.read_sweep_dir(out / "runs" / "short-2")
+    assert [r.iterations for r in beside.runs] == [8] and beside.extra_set == (
+        "train.iterations=8",)
+    with open(out / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 5  # 3 + 1 + 1, not 8
+
+
+def test_a_damaged_kept_curve_is_named(short: Path) -> None:
+    run = runs.read_sweep_dir(short).runs[0]
+    for f in (run.dir / "metrics").glob("*"):
+        f.unlink()
+    runs.forget_curves()
+    with pytest.raises(ConfigError, match="no metrics"):
+        runs.read_curve(run)
+    (run.dir / runs.CURVE_FILE).write_text('{"iters": [1, 2], "mean": [0.5]}')
+    runs.forget_curves()
+    with pytest.raises(ConfigError, match="curve.json is damaged"):
+        runs.read_curve(run)

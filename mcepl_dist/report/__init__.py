@@ -5,14 +5,15 @@
 Writes `results.md` (every table, each cell labelled with its iterations, seeds and
 machine, and the figures), `<sweep>.csv` (every cell, every setting run), `runs.csv` (one
 line per run: figures, commit, machine, command), `<sweep>_curves.csv` (the data behind
-the figures), PNG figures, and `runs/<dir>/` (each sweep directory's sweep.json and every
-finished job's summary.json and config.yaml). Several directories of one sweep are
-merged; where a cell was run at several settings (say 60 iterations on a CPU and 400 on a
-GPU), the table shows the longest run and the CSV all of them. Figures need matplotlib
-(extra "plot").
+the figures), PNG figures, and `runs/<dir>/` (what the report needs of each sweep
+directory, so that it can be regenerated from `<out>/runs/*` alone: see `archive`).
+Several directories of one sweep are merged; where a cell was run at several settings (say
+60 iterations on a CPU and 400 on a GPU), the table shows the longest run and the CSV all
+of them. Figures need matplotlib (extra "plot").
 
 `runs` reads sweep directories back into runs, curves and cells; `tables` writes the
-markdown and CSV; `figures` draws the PNGs; this module puts the report together.
+markdown and CSV; `figures` draws the PNGs; `archive` keeps the runs with the report; this
+module puts the report together.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from typing import Any
 from mcepl_dist.errors import UserError
 from mcepl_dist.metrics import atomic_write
 from mcepl_dist.provenance import git_commit
+from mcepl_dist.report import archive
 from mcepl_dist.report.figures import draw
 from mcepl_dist.report.runs import (
     CellIndex,
     Run,
-    SweepDir,
     borrow,
     cells,
     forget_curves,
@@ -69,8 +70,8 @@ def sweep_section(sweep: Sweep, runs: list[Run], missing: list[str],
     if figures:
         for fig in sweep.figures:
             plot = draw(fig, found, out)
-            if plot is None:
-                lines += [f"*{fig.title}: no run yet.*", ""]
+            if isinstance(plot, str):
+                lines += [f"*{fig.title}: {plot}.*", ""]
             else:
                 lines += [f"![{fig.id}]({plot.path.name})", "", f"*{plot.caption}*", ""]
     commands = sorted({r.sweep_command for r in runs} - {""})
@@ -92,6 +93,7 @@ def write_report(dirs: list[Path], out: Path, figures: bool = True) -> Path:
     """Write the whole report into `out`; return the path of results.md."""
     read = [read_sweep_dir(d) for d in dirs]
     forget_curves()  # run directories may have grown since a previous report
+    kept_at = archive.targets(read, out / "runs")
     out.mkdir(parents=True, exist_ok=True)
     commit, dirty = git_commit(ignore=out)  # the report's own files do not count
     lines = ["# Results: ours beside the paper's", "",
@@ -115,21 +117,10 @@ def write_report(dirs: list[Path], out: Path, figures: bool = True) -> Path:
         write_csv(out / f"{sweep.name}_curves.csv", CURVE_FIELDS, curve_data)
         all_runs += runs
     write_csv(out / "runs.csv", RUN_FIELDS, [run_row(r) for r in all_runs])
-    for d in read:
-        archive(d, out / "runs" / d.path.name)
+    for d, into in zip(read, kept_at, strict=True):
+        archive.archive(d, into)
     atomic_write(out / GENERATED, "\n".join(lines).rstrip() + "\n")
     return out / GENERATED
-
-
-def archive(d: SweepDir, into: Path) -> None:
-    """Keep the small files of a sweep directory with the report: sweep.json and each
-    finished job's summary.json and config.yaml (a few KB each; no metrics or masks)."""
-    for run in d.runs:
-        (into / run.job).mkdir(parents=True, exist_ok=True)
-        for name in ("summary.json", "config.yaml"):
-            atomic_write(into / run.job / name, (run.dir / name).read_text())
-    into.mkdir(parents=True, exist_ok=True)
-    atomic_write(into / "sweep.json", (d.path / "sweep.json").read_text())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -10,9 +10,17 @@ from typing import Any
 import numpy as np
 
 from mcepl_dist.config import load_config
-from mcepl_dist.metrics import load_masks
 from mcepl_dist.model import network_for
-from mcepl_dist.report.runs import Cell, CellIndex, Curve, cell_key, read_curve
+from mcepl_dist.report.runs import (
+    Cell,
+    CellIndex,
+    Curve,
+    Run,
+    cell_key,
+    conv1_masks,
+    has_masks,
+    read_curve,
+)
 from mcepl_dist.sweepfile import Figure
 
 
@@ -116,11 +124,16 @@ def conv1_panel(weights: np.ndarray, mask: np.ndarray, first: int, count: int) -
     return img
 
 
+def _mask_run(fig: Figure, cell: Cell) -> Run:
+    """The run whose masks a masks figure shows: the figure's seed, else the first."""
+    return next((r for r in cell.runs if r.seed == fig.seed), cell.runs[0])
+
+
 def plot_masks(fig: Figure, pairs: list[tuple[str, Cell]], path: Path) -> Plot:
     """Figs. 8/9: conv1's learned model w * m of some agents, as in the paper."""
     import matplotlib.pyplot as plt
     row, cell = pairs[0]
-    run = next((r for r in cell.runs if r.seed == fig.seed), cell.runs[0])
+    run = _mask_run(fig, cell)
     cfg = load_config(run.dir / "config.yaml")
     w = network_for(cfg).weights[0].numpy()
     first, count = fig.filters
@@ -130,8 +143,9 @@ def plot_masks(fig: Figure, pairs: list[tuple[str, Cell]], path: Path) -> Plot:
     axes = axes[:, 0]
     vmax = float(np.abs(w[first:first + count]).max())
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d9d9d9")
+    masks = conv1_masks(run.dir)
     for ax, agent in zip(axes, agents):
-        mask = load_masks(run.dir / "masks" / f"agent{agent - 1}.npz")[0].astype(np.float64)
+        mask = masks[agent - 1].astype(np.float64)
         img = conv1_panel(w, mask, first, count)
         ax.imshow(img, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
         shown = mask[first:first + count]
@@ -165,12 +179,18 @@ PLOTTERS = {"acc_vs_iter": plot_acc_vs_iter, "acc_vs_bytes": plot_acc_vs_bytes,
             "masks": plot_masks}
 
 
-def draw(fig: Figure, found: CellIndex, out: Path) -> Plot | None:
-    """One figure of a sweep, from the cells shown in its table (None: no run yet)."""
+def draw(fig: Figure, found: CellIndex, out: Path) -> Plot | str:
+    """One figure of a sweep, from the cells shown in its table, or why it cannot be drawn."""
     pairs = _figure_runs(fig, found)
-    if fig.kind == "masks":
-        pairs = [(r, c) for r, c in pairs
-                 if all((run.dir / "masks").is_dir() for run in c.runs[:1])]
     if not pairs:
-        return None
+        return "no run yet"
+    if fig.kind == "masks":
+        shown = _mask_run(fig, pairs[0][1]).dir
+        pairs = [(r, c) for r, c in pairs if has_masks(_mask_run(fig, c).dir)]
+        if not pairs:
+            earlier = out / f"{fig.id}.png"
+            return (f"the run shown ({shown.parent.name}/{shown.name}) has no masks here "
+                    f"(reports before 2026-11-29 kept none: rerun it to draw this figure)"
+                    + (f"; the picture an earlier report drew from it: [{earlier.name}]"
+                       f"({earlier.name})" if earlier.is_file() else ""))
     return PLOTTERS[fig.kind](fig, pairs, out / f"{fig.id}.png")

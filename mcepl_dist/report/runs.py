@@ -13,12 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from mcepl_dist.codec import unpack_bits
 from mcepl_dist.errors import ConfigError
+from mcepl_dist.metrics import load_masks
 from mcepl_dist.sweepfile import Sweep, parse_sweep
 
 # Overrides that change where and how a run executes, not its numbers.
 NEUTRAL = ("checkpoint.", "output.", "comm.", "train.log_every=", "train.eval_every=",
            "train.eval_batch_size=", "data.root=", "data.download=")
+# What the report keeps of a run besides summary.json and config.yaml (report/archive.py),
+# read here when the run's own metrics/ and masks/ are not at hand.
+CURVE_FILE = "curve.json"
+CONV1_FILE = "conv1_masks.npz"
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class SweepDir:
     runs: tuple[Run, ...]
     missing: tuple[str, ...]  # jobs started or planned but without a summary.json
     written_utc: str = ""  # when the sweep command last wrote its sweep file here
+    extra_set: tuple[str, ...] = ()  # the sweep command's --set, shared by its runs
 
 
 def read_sweep_dir(path: Path) -> SweepDir:
@@ -101,7 +108,8 @@ def read_sweep_dir(path: Path) -> SweepDir:
                         seed=int(job["seed"]), dir=path / name, summary=summary,
                         extra_set=tuple(state.get("extra_set", [])), sweep_command=command))
     written = str(state.get("updated_utc") or state.get("created_utc") or "")
-    return SweepDir(path, sweep, tuple(runs), tuple(missing), written)
+    return SweepDir(path, sweep, tuple(runs), tuple(missing), written,
+                    tuple(state.get("extra_set", [])))
 
 
 @dataclass(frozen=True)
@@ -139,11 +147,33 @@ def forget_curves() -> None:
     _curve_at.cache_clear()
 
 
+def curve_json(c: Curve) -> str:
+    """A curve as the report archives it (CURVE_FILE): a few numbers per evaluation."""
+    return json.dumps({"iters": c.iters.tolist(), "mean": c.mean.tolist(),
+                       "std": c.std.tolist(), "bytes": c.bytes.tolist(),
+                       "paper_bytes": c.paper_bytes.tolist()}) + "\n"
+
+
+def _archived_curve(path: Path) -> Curve:
+    """Inverse of `curve_json`, checked: every list present and of one length."""
+    try:
+        data = json.loads(path.read_text())
+        cols = [np.asarray(data[k], dtype=np.float64)
+                for k in ("iters", "mean", "std", "bytes", "paper_bytes")]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({exc})") from None
+    if len({len(c) for c in cols}) != 1 or any(c.ndim != 1 for c in cols):
+        raise ConfigError(f"{path} is damaged (lists of different lengths)")
+    return Curve(cols[0].astype(np.int64), *cols[1:])
+
+
 @functools.cache
 def _curve_at(run_dir: Path, collective: bool) -> Curve:
     files = sorted((run_dir / "metrics").glob("rank*.jsonl"))
     if not files:
-        raise ConfigError(f"{run_dir}: no metrics/rank*.jsonl")
+        if (run_dir / CURVE_FILE).is_file():  # a run kept by an earlier report
+            return _archived_curve(run_dir / CURVE_FILE)
+        raise ConfigError(f"{run_dir}: no metrics/rank*.jsonl (nor the report's {CURVE_FILE})")
     per_rank = [_rank_evals(f, collective) for f in files]
     iters = sorted(set.intersection(*(set(r) for r in per_rank)))
     table = np.array([[r[i] for r in per_rank] for i in iters], dtype=np.float64)
@@ -152,6 +182,28 @@ def _curve_at(run_dir: Path, collective: bool) -> Curve:
     return Curve(iters=np.array(iters), mean=table[:, :, 0].mean(axis=1),
                  std=table[:, :, 0].std(axis=1), bytes=table[:, :, 1].mean(axis=1),
                  paper_bytes=table[:, :, 2].mean(axis=1))
+
+
+def has_masks(run_dir: Path) -> bool:
+    """Whether the run's final masks are here: its own masks/ or the report's conv1 copy."""
+    return (run_dir / "masks").is_dir() or (run_dir / CONV1_FILE).is_file()
+
+
+def conv1_masks(run_dir: Path) -> list[np.ndarray]:
+    """conv1's final mask of every agent (agent order), from the run's masks/ or, for a run
+    kept by the report, from its CONV1_FILE (each agent's mask packed at 1 bit per entry)."""
+    own = sorted((run_dir / "masks").glob("agent*.npz"), key=lambda p: int(p.stem[5:]))
+    if own:
+        return [load_masks(p)[0] for p in own]
+    path = run_dir / CONV1_FILE
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            shape = tuple(int(s) for s in f["shape"])
+            packed = f["packed"]
+            return [unpack_bits(row, int(np.prod(shape[1:]))).reshape(shape[1:])
+                    for row in packed[:shape[0]]]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: no masks to read ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -262,8 +314,14 @@ def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
         if d.sweep.name not in newest or d.written_utc > newest[d.sweep.name].written_utc:
             newest[d.sweep.name] = d
     by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
+    seen: set[tuple[Any, ...]] = set()
     for d in dirs:  # in the order given, which is the report's order of sections
         _, runs, missing = by_name.setdefault(d.sweep.name, (newest[d.sweep.name].sweep, [], []))
-        runs.extend(d.runs)
+        for run in d.runs:  # a run given twice (its directory and the report's copy) counts once
+            key = (run.sweep, run.job, run.extra_set,
+                   json.dumps(run.summary.get("provenance", {}), sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                runs.append(run)
         missing.extend(f"{d.path}/{m}" for m in d.missing)
     return list(by_name.values())
