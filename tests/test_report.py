@@ -363,6 +363,7 @@ def test_report_regenerates_from_its_own_copy(short: Path, tmp_path: Path) -> No
     assert (out / "t.csv").read_text().replace(str(kept), str(short)) == first["t.csv"]
     c = runs.read_curve(runs.read_sweep_dir(kept).runs[0])
     assert c.iters.tolist() == [2, 4] and c.mean == pytest.approx([0.4, 0.6])
+    assert c.per_agent is not None and c.per_agent.tolist() == [[0.2, 0.6], [0.4, 0.8]]
 
 
 def test_kept_directories_merge_by_setting(short: Path, tmp_path: Path) -> None:

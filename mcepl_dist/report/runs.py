@@ -121,6 +121,7 @@ class Curve:
     std: np.ndarray  # over agents
     bytes: np.ndarray  # real bytes sent, mean per agent
     paper_bytes: np.ndarray  # the paper's accounting, mean per agent
+    per_agent: np.ndarray | None = None  # (evaluations, agents) test accuracy, where known
 
 
 def _rank_evals(path: Path, collective: bool) -> dict[int, tuple[float, float, float]]:
@@ -149,9 +150,11 @@ def forget_curves() -> None:
 
 def curve_json(c: Curve) -> str:
     """A curve as the report archives it (CURVE_FILE): a few numbers per evaluation."""
-    return json.dumps({"iters": c.iters.tolist(), "mean": c.mean.tolist(),
-                       "std": c.std.tolist(), "bytes": c.bytes.tolist(),
-                       "paper_bytes": c.paper_bytes.tolist()}) + "\n"
+    data = {"iters": c.iters.tolist(), "mean": c.mean.tolist(), "std": c.std.tolist(),
+            "bytes": c.bytes.tolist(), "paper_bytes": c.paper_bytes.tolist()}
+    if c.per_agent is not None:
+        data["acc_per_agent"] = np.round(c.per_agent, 6).tolist()
+    return json.dumps(data) + "\n"
 
 
 def _archived_curve(path: Path) -> Curve:
@@ -160,11 +163,15 @@ def _archived_curve(path: Path) -> Curve:
         data = json.loads(path.read_text())
         cols = [np.asarray(data[k], dtype=np.float64)
                 for k in ("iters", "mean", "std", "bytes", "paper_bytes")]
+        per_agent = (np.asarray(data["acc_per_agent"], dtype=np.float64)
+                     if "acc_per_agent" in data else None)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path} is damaged ({exc})") from None
-    if len({len(c) for c in cols}) != 1 or any(c.ndim != 1 for c in cols):
+    if (len({len(c) for c in cols}) != 1 or any(c.ndim != 1 for c in cols)
+            or (per_agent is not None and (per_agent.ndim != 2 or len(per_agent) != len(cols[0])))):
         raise ConfigError(f"{path} is damaged (lists of different lengths)")
-    return Curve(cols[0].astype(np.int64), *cols[1:])
+    iters, mean, std, sent, paper = cols
+    return Curve(iters.astype(np.int64), mean, std, sent, paper, per_agent)
 
 
 @functools.cache
@@ -181,7 +188,7 @@ def _curve_at(run_dir: Path, collective: bool) -> Curve:
         table = np.zeros((0, len(files), 3))
     return Curve(iters=np.array(iters), mean=table[:, :, 0].mean(axis=1),
                  std=table[:, :, 0].std(axis=1), bytes=table[:, :, 1].mean(axis=1),
-                 paper_bytes=table[:, :, 2].mean(axis=1))
+                 paper_bytes=table[:, :, 2].mean(axis=1), per_agent=table[:, :, 0])
 
 
 def has_masks(run_dir: Path) -> bool:
