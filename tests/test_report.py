@@ -384,6 +384,9 @@ def test_kept_directories_merge_by_setting(short: Path, tmp_path: Path) -> None:
         "train.iterations=8",)
     with open(out / "runs.csv") as f:
         assert len(list(csv.DictReader(f))) == 5  # 3 + 1 + 1, not 8
+    done = write_sweep(tmp_path / "later" / "short", {"a_c4_s0": 0.6})  # the missing job
+    ((_, _, missing),) = runs.merge([kept, runs.read_sweep_dir(done)])
+    assert missing == []
 
 
 def test_a_damaged_kept_curve_is_named(short: Path) -> None:

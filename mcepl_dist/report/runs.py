@@ -323,12 +323,15 @@ def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
     by_name: dict[str, tuple[Sweep, list[Run], list[str]]] = {}
     seen: set[tuple[Any, ...]] = set()
     for d in dirs:  # in the order given, which is the report's order of sections
-        _, runs, missing = by_name.setdefault(d.sweep.name, (newest[d.sweep.name].sweep, [], []))
+        _, runs, _ = by_name.setdefault(d.sweep.name, (newest[d.sweep.name].sweep, [], []))
         for run in d.runs:  # a run given twice (its directory and the report's copy) counts once
             key = (run.sweep, run.job, run.extra_set,
                    json.dumps(run.summary.get("provenance", {}), sort_keys=True))
             if key not in seen:
                 seen.add(key)
                 runs.append(run)
-        missing.extend(f"{d.path}/{m}" for m in d.missing)
+    finished = {(r.sweep, r.job, r.extra_set) for _, runs, _ in by_name.values() for r in runs}
+    for d in dirs:  # unfinished here, unless it finished in another directory of its setting
+        by_name[d.sweep.name][2].extend(f"{d.path}/{m}" for m in d.missing
+                                        if (d.sweep.name, m, d.extra_set) not in finished)
     return list(by_name.values())
