@@ -28,14 +28,14 @@ from mcepl_dist.report.runs import (
     read_curve,
 )
 
-Setting = tuple[str, tuple[str, ...]]  # (sweep name, --set of the sweep command)
+Setting = tuple[str, tuple[str, ...]]  # (sweep name, sorted --set of the sweep command)
 
 
 def _setting_kept(path: Path) -> Setting | None:
     """The setting of the directory kept at `path`, None where nothing is kept."""
     try:
         state = json.loads((path / "sweep.json").read_text())
-        return str(state["name"]), tuple(state.get("extra_set", []))
+        return str(state["name"]), tuple(sorted(state.get("extra_set", [])))
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         return None
 
@@ -46,7 +46,7 @@ def targets(dirs: list[SweepDir], root: Path) -> list[Path]:
     claimed: dict[Path, Setting] = {}
     out = []
     for d in dirs:
-        setting = (d.sweep.name, d.extra_set)
+        setting = (d.sweep.name, tuple(sorted(d.extra_set)))
         n = 1
         while True:
             target = root / (d.path.name if n == 1 else f"{d.path.name}-{n}")
