@@ -26,6 +26,7 @@ from mcepl_dist.report.runs import (
     curve_json,
     has_masks,
     read_curve,
+    written_utc,
 )
 
 Setting = tuple[str, tuple[str, ...]]  # (sweep name, sorted --set of the sweep command)
@@ -80,12 +81,9 @@ def merged_state(kept_path: Path, state: dict[str, Any]) -> dict[str, Any]:
     if not kept_path.is_file():
         return state
     kept = json.loads(kept_path.read_text())
-    newer, older = ((state, kept) if _written(state) >= _written(kept) else (kept, state))
+    newer, older = ((state, kept) if written_utc(state) >= written_utc(kept)
+                    else (kept, state))
     return {**newer, "jobs": {**older.get("jobs", {}), **newer.get("jobs", {})}}
-
-
-def _written(state: dict[str, Any]) -> str:
-    return str(state.get("updated_utc") or state.get("created_utc") or "")
 
 
 def write_conv1(path: Path, masks: list[np.ndarray]) -> None:

@@ -107,9 +107,13 @@ def read_sweep_dir(path: Path) -> SweepDir:
         runs.append(Run(sweep=sweep.name, job=name, row=job["row"], column=job["column"],
                         seed=int(job["seed"]), dir=path / name, summary=summary,
                         extra_set=tuple(state.get("extra_set", [])), sweep_command=command))
-    written = str(state.get("updated_utc") or state.get("created_utc") or "")
-    return SweepDir(path, sweep, tuple(runs), tuple(missing), written,
+    return SweepDir(path, sweep, tuple(runs), tuple(missing), written_utc(state),
                     tuple(state.get("extra_set", [])))
+
+
+def written_utc(state: dict[str, Any]) -> str:
+    """When the sweep command last wrote this sweep.json ("" for files without a stamp)."""
+    return str(state.get("updated_utc") or state.get("created_utc") or "")
 
 
 @dataclass(frozen=True)
