@@ -125,7 +125,7 @@ def test_cell_mean_and_spread_over_seeds(short: Path) -> None:
     assert cell.std == pytest.approx(0.1)  # population sd of .4 and .6
     assert cell.seeds == [0, 1]
     assert cell.paper == 0.5 and cell.delta_points == pytest.approx(0.0)
-    assert cell.label == "4 it, 2 seeds, 2-core CPU"
+    assert cell.label == "4 it, 2 seeds, 2-core CPU (Test)"
 
 
 def test_merge_takes_the_spec_written_last(short: Path, tmp_path: Path) -> None:
@@ -152,19 +152,32 @@ def test_longest_setting_is_shown_and_all_are_listed(short: Path, tmp_path: Path
     found = runs.cells(sweep, merged)
     first, second = found[("A", "3")]
     assert (first.iterations, first.mean) == (8, 0.7)  # checkpoint.every is not a setting
-    assert first.label == "8 it, 1 seed, 2-core CPU"
+    assert first.label == "8 it, 1 seed, 2-core CPU (Test)"
     assert (second.iterations, second.mean) == (4, pytest.approx(0.5))
     text = "\n".join(tables.table_markdown(sweep, found))
-    assert "| A | 3 | .5000 | .7000 | (+20.0) | 8 it, 1 seed, 2-core CPU |" in text
+    assert "| A | 3 | .5000 | .7000 | (+20.0) | 8 it, 1 seed, 2-core CPU (Test) |" in text
     assert "| A | 4 | .6000 | not run yet |" in text
-    assert "| B | 3 | — | .3000 |  | 4 it, 1 seed, 2-core CPU |" in text
+    assert "| B | 3 | — | .3000 |  | 4 it, 1 seed, 2-core CPU (Test) |" in text
 
 
 def test_a_setting_that_changes_results_labels_the_cell(tmp_path: Path) -> None:
     d = write_sweep(tmp_path / "x", {"a_c3_s0": 0.4}, extra=["algorithm.eta=10"])
     r = runs.read_sweep_dir(d)
     (cell,) = runs.cells(r.sweep, r.runs)[("A", "3")]
-    assert cell.label == "4 it, 1 seed, 2-core CPU, algorithm.eta=10"
+    assert cell.label == "4 it, 1 seed, 2-core CPU (Test), algorithm.eta=10"
+
+
+@pytest.mark.parametrize(("recorded", "label"), [
+    ("2-core Intel(R) Xeon(R) Processor", "2-core CPU (Intel Xeon)"),
+    ("2-core AMD EPYC", "2-core CPU (AMD EPYC)"),
+    ("16-core Intel(R) Xeon(R) Platinum 8480+ @ 2.00GHz", "16-core CPU (Intel Xeon)"),
+    ("NVIDIA H200, 16-core AMD EPYC 9454 48-Core Processor", "H200"),
+    ("", "unknown machine"),
+])
+def test_a_cell_names_the_cpu_family(recorded: str, label: str) -> None:
+    """Two CPU models can give different numbers for one commit and seed, so a CPU cell
+    says which family ran it."""
+    assert runs.short_machine(recorded) == label
 
 
 def test_curve_is_mean_over_agents(short: Path) -> None:
@@ -211,7 +224,7 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
         assert f"![{fig}]({fig}.png)" in text
     assert "Not shown (they send nothing): B" in text
     assert "python -m mcepl_dist.sweep t.yaml --out d" in text
-    assert "cccccccccc on 2-core CPU" in text
+    assert "cccccccccc on 2-core CPU (Test)" in text
     assert "Not finished: 1 job(s)" in text
     # Row A's agents have r = 0.2 and 0.5; seeds .4 and .6 give agents .3/.5 and .5/.7.
     assert "|  | c_i | r = 0.2 | r = 0.5 |" in text
@@ -318,7 +331,7 @@ def test_a_same_as_row_borrows_the_other_sweeps_cell(short: Path, tmp_path: Path
     out = tmp_path / "results"
     assert report.main([str(short), str(other), "--out", str(out), "--no-figures"]) == 0
     text = (out / "results.md").read_text()
-    assert ("| same | .4500 | .5000 ± .1000 | +5.0 | 4 it, 2 seeds, 2-core CPU, the runs "
+    assert ("| same | .4500 | .5000 ± .1000 | +5.0 | 4 it, 2 seeds, 2-core CPU (Test), the runs "
             "of t A 3 |") in text
     assert "| own | — | not run yet |" in text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,14 +56,8 @@ class Run:
 
     @property
     def machine(self) -> str:
-        """Short machine name: the GPU's model, else "<n>-core CPU"."""
-        full = self.provenance.get("machine", "")
-        if not full:
-            return "unknown machine"
-        first = full.split(",")[0]
-        if "core" in first:
-            return first.split(" ")[0] + " CPU"
-        return first.replace("NVIDIA ", "")
+        """Short machine name: the GPU's model, else "<n>-core CPU (<model>)"."""
+        return short_machine(self.provenance.get("machine", ""))
 
     @property
     def settings(self) -> tuple[str, ...]:
@@ -215,6 +210,22 @@ def conv1_masks(run_dir: Path) -> list[np.ndarray]:
                     for row in packed[:shape[0]]]
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: no masks to read ({exc})") from None
+
+
+def short_machine(full: str) -> str:
+    """The machine as a table cell names it: "H200" for a GPU run; for a CPU run the core
+    count and the CPU's family ("2-core CPU (AMD EPYC)"), since two CPU models need not
+    give the same numbers for the same code and seed."""
+    if not full:
+        return "unknown machine"
+    first = full.split(",")[0]
+    cores, _, model = first.partition(" ")
+    if not cores.endswith("-core"):
+        return first.replace("NVIDIA ", "")
+    model = re.sub(r"\((?:R|TM)\)|@.*$", "", model, flags=re.IGNORECASE)
+    words = [w for w in model.split()
+             if w.lower() not in {"cpu", "processor"} and not w.lower().endswith("-core")]
+    return f"{cores} CPU ({' '.join(words[:2])})" if words else f"{cores} CPU"
 
 
 @dataclass(frozen=True)
