@@ -223,6 +223,8 @@ def test_report_writes_tables_csv_and_figures(short: Path, tmp_path: Path) -> No
         assert (out / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"![{fig}]({fig}.png)" in text
     assert "Not shown (they send nothing): B" in text
+    # The masks figure shows one run (seed 0 of A's two), so it names that run alone.
+    assert "Run: a_c3_s0 (4 it, seed 0, 2-core CPU (Test))." in text
     assert "python -m mcepl_dist.sweep t.yaml --out d" in text
     assert "cccccccccc on 2-core CPU (Test)" in text
     assert "Not finished: 1 job(s)" in text
