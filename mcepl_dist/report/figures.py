@@ -163,8 +163,7 @@ def plot_masks(fig: Figure, pairs: list[tuple[str, Cell]], path: Path) -> Plot:
     return Plot(path, f"{fig.title}. Each square is a 5x5 kernel of w * m (white: masked out, "
                       f"red/blue: kept positive/negative weights); rows are the 3 input "
                       f"channels, columns conv1 filters {first + 1}-{first + count}. Run: "
-                      f"{run.dir.name} ({run.iterations} it, seed {run.seed}, "
-                      f"{run.machine}).", [row])
+                      f"{run.dir.name} ({run.label}).", [row])
 
 
 def _save(f: Any, path: Path) -> None:

@@ -60,6 +60,13 @@ class Run:
         return short_machine(self.provenance.get("machine", ""))
 
     @property
+    def label(self) -> str:
+        """"60 it, seed 0, 2-core CPU (AMD EPYC)" plus any override beyond the sweep file:
+        what one run shown alone (a masks figure) is labelled with."""
+        return ", ".join([f"{self.iterations} it", f"seed {self.seed}", self.machine,
+                          *self.settings])
+
+    @property
     def settings(self) -> tuple[str, ...]:
         """Overrides beyond the sweep file's that can change a result, other than the
         iteration budget (shown apart)."""
