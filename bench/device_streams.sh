@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One call on the lent GPU machine running several sweeps side by side: the H200 and its 16
+# cores hold about three 20-rank jobs at once (docs/measurements.md: two ran at 0.175 s per
+# iteration against 0.161 alone). Finished jobs come back as one gzipped tar, split into
+# 15 MB parts ($OUT takes at most 8 files of 16 MiB, no more than 2 folders down).
+#   usage (on the device): bench/device_streams.sh DATA_DIR BUDGET_S PLAN_FILE
+# PLAN_FILE: one sweep per line, "STREAM GUARD_S SWEEP NAME [sweep options]". Lines of one
+# STREAM run one after another, streams run at once. A line starts no job later than
+# GUARD_S before the budget ends (its longest job, with room to spare); each NAME must be
+# distinct, since a sweep directory takes one sweep at a time.
+# Back here: cat FILES_AT/runs.tgz.* | tar xz -C .devout, then bench/sweep_merge.sh for each
+# .devout/NAME (sweep directories of one sweep and one --set may be merged into one).
+set -uo pipefail
+data=$1; budget=$2; plan=$3
+start=$(date +%s)
+mkdir -p /tmp/d /tmp/streams
+for f in "$data"/*; do
+  base=$(basename "$f")
+  case $f in
+    *.gz) gunzip -c "$f" >"/tmp/d/${base%.gz}" ;;
+    *) cp "$f" /tmp/d/ ;;
+  esac
+done
+export MCEPL_DATA=/tmp/d PYTHONPATH=$PWD
+MCEPL_GIT_COMMIT=$(cat .devcommit 2>/dev/null || echo unknown)
+export MCEPL_GIT_COMMIT
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+
+run_stream() {  # the plan's lines of one stream, in order
+  local id=$1 guard sweep name left
+  grep -E "^$id[[:space:]]" "$plan" | while read -r _ guard sweep name rest; do
+    left=$(( budget - 30 - guard - ($(date +%s) - start) ))
+    if (( left <= 0 )); then echo "stream $id: no time for $name $rest"; continue; fi
+    # shellcheck disable=SC2086  # the options are words of the plan line
+    python3 -m mcepl_dist.sweep "$sweep" --out "/tmp/streams/$name" --stop-after "$left" \
+      --set checkpoint.every=0 $rest </dev/null >"/tmp/streams/$name.log" 2>&1
+    echo "stream $id: $name exited $? at $(( $(date +%s) - start )) s"
+  done
+}
+
+streams=$(awk 'NF && $1 !~ /^#/ {print $1}' "$plan" | sort -u)
+for id in $streams; do run_stream "$id" & done
+# Whatever still runs 25 s before the budget ends is lost; stop it so the rest comes back.
+( sleep $(( budget - 25 - ($(date +%s) - start) )); pkill -TERM -f "mcepl_dist.sweep" ) &
+watchdog=$!
+wait $(jobs -p | grep -v "^$watchdog$")
+kill "$watchdog" 2>/dev/null
+tail -n 3 /tmp/streams/*.log
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+tar czf - -C /tmp/streams . | split -b 15m - "$out/runs.tgz."
+echo "device_streams: $(( $(date +%s) - start )) s"
