@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # Merge a sweep directory run elsewhere (a device call's output) into the local one:
-# finished jobs with their metrics are copied, skeleton and unfinished ones are not.
+# finished jobs with their metrics are copied, skeleton and unfinished ones are not, and
+# the two sweep.json files are merged (their job lists joined, the newer's other fields).
 #   usage: bench/sweep_merge.sh FROM_DIR INTO_DIR
 set -euo pipefail
 src=$1; dst=$2
 mkdir -p "$dst"
-[[ -f $src/sweep.json ]] && cp "$src/sweep.json" "$dst/sweep.json"
+if [[ -f $src/sweep.json ]]; then
+  PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}" python3 - "$src/sweep.json" "$dst/sweep.json" <<'PY'
+import json, sys
+from pathlib import Path
+from mcepl_dist.metrics import atomic_write
+from mcepl_dist.report.archive import merged_state
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+incoming = json.loads(src.read_text())
+if dst.is_file() and json.loads(dst.read_text()).get("extra_set") != incoming.get("extra_set"):
+    sys.exit(f"sweep_merge: {dst} and {src} were run with other --set overrides: "
+             f"merge into another directory")
+atomic_write(dst, json.dumps(merged_state(dst, incoming), indent=1) + "\n")
+PY
+fi
 copied=0
 for job in "$src"/*/; do
   name=$(basename "$job")

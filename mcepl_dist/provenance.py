@@ -20,9 +20,13 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def git_commit(repo: Path = _REPO, ignore: Path | None = None) -> tuple[str, bool]:
-    """(commit, dirty) of the checkout holding this package; MCEPL_GIT_COMMIT where there
-    is no git (an installed wheel, a copied tree). Changes under `ignore` (a tool's own
-    output directory) do not count as dirty."""
+    """(commit, dirty) of the checkout holding this package. MCEPL_GIT_COMMIT, where set,
+    wins: a copied tree (the lent GPU machine's) may carry an older .git than the commit it
+    was copied from, or none. Changes under `ignore` (a tool's own output directory) do not
+    count as dirty."""
+    given = os.environ.get("MCEPL_GIT_COMMIT")
+    if given:
+        return given, False
     status_cmd = ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"]
     skip = ignore.resolve() if ignore is not None else None
     if skip is not None and skip.is_relative_to(repo.resolve()):
@@ -34,7 +38,7 @@ def git_commit(repo: Path = _REPO, ignore: Path | None = None) -> tuple[str, boo
                                 timeout=10, check=True).stdout
         return head, bool(status.strip())
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("MCEPL_GIT_COMMIT", "unknown"), False
+        return "unknown", False
 
 
 def cpu_model() -> str:

@@ -283,6 +283,15 @@ def test_each_run_names_the_sweep_command_that_started_it(short: Path,
     assert "python -m mcepl_dist.sweep t.yaml --rows A" in (out / "results.md").read_text()
 
 
+def test_given_commit_wins_over_the_checkouts(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copied tree's .git may be older than the commit it was copied from."""
+    monkeypatch.setenv("MCEPL_GIT_COMMIT", "abc123")
+    assert git_commit() == ("abc123", False)
+    monkeypatch.delenv("MCEPL_GIT_COMMIT")
+    assert git_commit(tmp_path) == ("unknown", False)  # no git there
+
+
 def test_report_files_do_not_make_the_checkout_dirty(tmp_path: Path) -> None:
     """The report's own output, rewritten in a checkout, leaves its commit clean."""
     def git(*args: str) -> None:
