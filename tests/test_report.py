@@ -424,3 +424,36 @@ def test_a_damaged_kept_curve_is_named(short: Path) -> None:
     runs.forget_curves()
     with pytest.raises(ConfigError, match="curve.json is damaged"):
         runs.read_curve(run)
+
+
+def _sweep_u(path: Path, extra: list[str]) -> Path:
+    """Sweep "u": a row borrowing t's A at c_i = 3 and a row of its own, run once."""
+    path.mkdir()
+    spec: dict[str, Any] = {"name": "u", "base": "quickstart.yaml",
+            "rows": [{"label": "same", "paper": 0.45,
+                      "same_as": {"sweep": "t", "row": "A", "column": 3}},
+                     {"label": "own"}]}
+    write_run(path / "own_s0", 0.3, 4, 3, 0, "mcepl")
+    (path / "sweep.json").write_text(json.dumps({
+        "name": "u", "file": "/x/u.yaml", "spec": spec, "extra_set": extra,
+        "jobs": {"own_s0": {"name": "own_s0", "row": "own", "column": None, "seed": 0,
+                            "config": "quickstart.yaml", "overrides": []}}}))
+    return path
+
+
+@pytest.mark.parametrize("u_set, shown", [
+    ([], "| same | .4500 | .5000 ± .1000 | +5.0 | 4 it, 2 seeds, 2-core CPU (Test), the runs"),
+    (["algorithm.eta=10"], "| same | .4500 | .7000 | +25.0 | 8 it, 1 seed, 2-core CPU (Test), "
+                           "algorithm.eta=10, the runs"),
+])
+def test_a_borrowed_cell_at_the_borrowing_sweeps_setting_comes_first(
+        short: Path, tmp_path: Path, u_set: list[str], shown: str) -> None:
+    """t's A 3 ran at 4 it (no --set) and at 8 it with eta 10: a knob table run without
+    --set shows the former for its "defaults" row, one run with eta 10 the latter."""
+    longer = write_sweep(tmp_path / "longer", {"a_c3_s0": 0.7}, iterations=8,
+                         extra=["algorithm.eta=10"])
+    u = _sweep_u(tmp_path / "u", u_set)
+    out = tmp_path / "results"
+    assert report.main([str(short), str(longer), str(u), "--out", str(out),
+                        "--no-figures"]) == 0
+    assert shown in (out / "results.md").read_text()

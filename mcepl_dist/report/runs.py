@@ -321,7 +321,10 @@ def cells(sweep: Sweep, runs: Iterable[Run]) -> CellIndex:
 
 
 def borrow(sweep: Sweep, found: CellIndex, found_by_sweep: dict[str, CellIndex]) -> None:
-    """Fill the rows with same_as from the other sweep's cells, when its runs are here."""
+    """Fill the rows with same_as from the other sweep's cells, when its runs are here.
+    Shown first is a cell run at a setting this sweep's own runs have (so a knob table's
+    "defaults" row is not a cell run with another knob), then the usual order."""
+    own = {c.runs[0].settings for cs in found.values() for c in cs if not c.borrowed}
     for row in sweep.rows:
         if row.same_as is None:
             continue
@@ -329,6 +332,8 @@ def borrow(sweep: Sweep, found: CellIndex, found_by_sweep: dict[str, CellIndex])
         other = found_by_sweep.get(other_sweep, {}).get(cell_key(other_row, other_column))
         if not other:
             continue
+        if own:
+            other = sorted(other, key=lambda c: c.runs[0].settings not in own)  # stable
         for column in sweep.columns.values:
             found[cell_key(row.label, column)] = [
                 Cell(row.label, column, sweep.paper(row.label, column), c.runs,
