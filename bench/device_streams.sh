@@ -13,18 +13,8 @@
 set -uo pipefail
 data=$1; budget=$2; plan=$3
 start=$(date +%s)
-mkdir -p /tmp/d /tmp/streams
-for f in "$data"/*; do
-  base=$(basename "$f")
-  case $f in
-    *.gz) gunzip -c "$f" >"/tmp/d/${base%.gz}" ;;
-    *) cp "$f" /tmp/d/ ;;
-  esac
-done
-export MCEPL_DATA=/tmp/d PYTHONPATH=$PWD
-MCEPL_GIT_COMMIT=$(cat .devcommit 2>/dev/null || echo unknown)
-export MCEPL_GIT_COMMIT
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+mkdir -p /tmp/streams
+source "$(dirname "$0")/device_common.sh" "$data"
 
 run_stream() {  # the plan's lines of one stream, in order
   local id=$1 guard sweep name left
@@ -41,7 +31,8 @@ run_stream() {  # the plan's lines of one stream, in order
 streams=$(awk 'NF && $1 !~ /^#/ {print $1}' "$plan" | sort -u)
 for id in $streams; do run_stream "$id" & done
 # Whatever still runs 25 s before the budget ends is lost; stop it so the rest comes back.
-( sleep $(( budget - 25 - ($(date +%s) - start) )); pkill -TERM -f "mcepl_dist.sweep" ) &
+( sleep $(( budget - 25 - ($(date +%s) - start) ))
+  pkill -TERM -f "mcepl_dist[.]sweep .*--out /tmp/streams/" ) &
 watchdog=$!
 wait $(jobs -p | grep -v "^$watchdog$")
 kill "$watchdog" 2>/dev/null

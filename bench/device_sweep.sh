@@ -9,21 +9,10 @@
 set -uo pipefail
 data=$1; sweep=$2; name=$3; budget=$4; shift 4
 start=$(date +%s)
-mkdir -p /tmp/d
-for f in "$data"/*; do
-  base=$(basename "$f")
-  case $f in
-    *.gz) gunzip -c "$f" >"/tmp/d/${base%.gz}" ;;
-    *) cp "$f" /tmp/d/ ;;
-  esac
-done
-export MCEPL_DATA=/tmp/d PYTHONPATH=$PWD
-MCEPL_GIT_COMMIT=$(cat .devcommit 2>/dev/null || echo unknown)
-export MCEPL_GIT_COMMIT
+source "$(dirname "$0")/device_common.sh" "$data"
 out=${OUT:-/tmp/out}/$name
 mkdir -p "$out"
 if [[ -d .devskel/$name ]]; then cp -r ".devskel/$name/." "$out/"; fi
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 # A job takes about 2 minutes here; start none that cannot end within the budget.
 stop=$(( budget - 150 - ($(date +%s) - start) ))
 python3 -m mcepl_dist.sweep "$sweep" --out "$out" --stop-after "$(( stop > 0 ? stop : 0 ))" \
