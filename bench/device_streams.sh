@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine running several sweeps side by side: the H200 and its 16
-# cores hold about three 20-rank jobs at once (docs/measurements.md: two ran at 0.175 s per
-# iteration against 0.161 alone). Finished jobs come back as one gzipped tar, split into
-# 15 MB parts ($OUT takes at most 8 files of 16 MiB, no more than 2 folders down).
+# cores hold three 20-rank jobs at once (MCE-PL at 0.13-0.27 s per iteration then, 0.16
+# alone). Finished jobs come back as one gzipped tar, split into 15 MB parts ($OUT takes at
+# most 8 files of 16 MiB, no more than 2 folders down). /tmp/streams outlives a call on a
+# warm machine, so a second call brings the first one's jobs back too (merging is idempotent).
 #   usage (on the device): bench/device_streams.sh DATA_DIR BUDGET_S PLAN_FILE
 # PLAN_FILE: one sweep per line, "STREAM GUARD_S SWEEP NAME [sweep options]". Lines of one
 # STREAM run one after another, streams run at once. A line starts no job later than
