@@ -2,7 +2,7 @@
 # One call on the lent GPU machine running several sweeps side by side: the H200 and its 16
 # cores hold three 20-rank jobs at once (MCE-PL at 0.13-0.27 s per iteration then, 0.16
 # alone). Finished jobs come back as one gzipped tar, split into 15 MB parts ($OUT takes at
-# most 8 files of 16 MiB, no more than 2 folders down). /tmp/streams outlives a call on a
+# most 8 files of 16 MiB, no more than 2 folders down). Its /tmp/streams outlives a call on a
 # warm machine, so a second call brings the first one's jobs back too (merging is idempotent).
 #   usage (on the device): bench/device_streams.sh DATA_DIR BUDGET_S PLAN_FILE
 # PLAN_FILE: one sweep per line, "STREAM GUARD_S SWEEP NAME [sweep options]". Lines of one
@@ -14,7 +14,8 @@
 set -uo pipefail
 data=$1; budget=$2; plan=$3
 start=$(date +%s)
-mkdir -p /tmp/streams
+work=${DEVICE_STREAMS_DIR:-/tmp/streams}  # where the sweeps write (another one for tests)
+mkdir -p "$work"
 source "$(dirname "$0")/device_common.sh" "$data"
 
 run_stream() {  # the plan's lines of one stream, in order
@@ -23,8 +24,8 @@ run_stream() {  # the plan's lines of one stream, in order
     left=$(( budget - 30 - guard - ($(date +%s) - start) ))
     if (( left <= 0 )); then echo "stream $id: no time for $name $rest"; continue; fi
     # shellcheck disable=SC2086  # the options are words of the plan line
-    python3 -m mcepl_dist.sweep "$sweep" --out "/tmp/streams/$name" --stop-after "$left" \
-      --set checkpoint.every=0 $rest </dev/null >"/tmp/streams/$name.log" 2>&1
+    python3 -m mcepl_dist.sweep "$sweep" --out "$work/$name" --stop-after "$left" \
+      --set checkpoint.every=0 $rest </dev/null >"$work/$name.log" 2>&1
     echo "stream $id: $name exited $? at $(( $(date +%s) - start )) s"
   done
 }
@@ -32,13 +33,14 @@ run_stream() {  # the plan's lines of one stream, in order
 streams=$(awk 'NF && $1 !~ /^#/ {print $1}' "$plan" | sort -u)
 for id in $streams; do run_stream "$id" & done
 # Whatever still runs 25 s before the budget ends is lost; stop it so the rest comes back.
-( sleep $(( budget - 25 - ($(date +%s) - start) ))
-  pkill -TERM -f "mcepl_dist[.]sweep .*--out /tmp/streams/" ) &
+( sleep $(( budget - 25 - ($(date +%s) - start) )) &&
+  pkill -TERM -f "mcepl_dist[.]sweep .*--out $work/" ) >/dev/null 2>&1 &
 watchdog=$!
 wait $(jobs -p | grep -v "^$watchdog$")
+pkill -P "$watchdog" sleep 2>/dev/null  # its sleep ends, and the && with it
 kill "$watchdog" 2>/dev/null
-tail -n 3 /tmp/streams/*.log
+tail -n 3 "$work"/*.log
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
-tar czf - -C /tmp/streams . | split -b 15m - "$out/runs.tgz."
+tar czf - -C "$work" . | split -b 15m - "$out/runs.tgz."
 echo "device_streams: $(( $(date +%s) - start )) s"

@@ -1,0 +1,87 @@
+"""The GPU-machine scripts, run here on a tiny sweep: bench/device_streams.sh runs a plan's
+sweeps side by side and returns the finished jobs as a split tar; bench/sweep_merge.sh
+merges sweep directories of one sweep and --set into one, joining their job lists."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 600  # a hang guard only: the plan's three tiny jobs take seconds
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """This interpreter first on PATH (the scripts call python3), the repo importable."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "PYTHONPATH": str(REPO), **extra}
+
+
+def _tiny_sweep(path: Path) -> Path:
+    spec: dict[str, Any] = {
+        "name": "tiny", "title": "tiny", "base": str(REPO / "configs" / "quickstart.yaml"),
+        "set": {"data.name": "synthetic", "model.width": 0.125, "agents.num": 2,
+                "agents.retention": 0.5, "train.iterations": 2, "train.eval_every": 2},
+        "columns": {"key": "data.labels_per_agent", "values": [3, 4], "label": "c_i = {}",
+                    "slug": "c{}"},
+        "seeds": [0],
+        "rows": [{"label": "MCE-PL"}, {"label": "ind-mask", "set": {"algorithm.name": "ind_mask"}}]}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _merge(src: Path, dst: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(REPO / "bench" / "sweep_merge.sh"), str(src), str(dst)],
+                          capture_output=True, text=True, env=_env(), timeout=TIMEOUT_S)
+
+
+def test_device_streams_runs_a_plan_and_the_merge_joins_it(tmp_path: Path) -> None:
+    sweep = _tiny_sweep(tmp_path / "tiny.yaml")
+    plan = tmp_path / "plan"
+    plan.write_text(f"# stream guard sweep name options\n"
+                    f"A 0 {sweep} tiny_a --rows MCE-PL --columns 3\n"
+                    f"A 0 {sweep} tiny_a2 --rows MCE-PL --columns 4\n"
+                    f"B 0 {sweep} tiny_b --rows ind-mask --columns 3\n"
+                    f"B 100000 {sweep} tiny_never --rows ind-mask --columns 4\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "unused").write_text("synthetic data needs none\n")
+    out, work = tmp_path / "out", tmp_path / "streams"
+    done = subprocess.run(["bash", str(REPO / "bench" / "device_streams.sh"), str(data), "300",
+                           str(plan)], cwd=REPO, capture_output=True, text=True,
+                          env=_env(OUT=str(out), DEVICE_STREAMS_DIR=str(work)),
+                          timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert "stream B: no time for tiny_never" in done.stdout  # its guard exceeds the budget
+    parts = sorted(out.glob("runs.tgz.*"))
+    assert [p.name for p in parts] == ["runs.tgz.aa"]
+    back = tmp_path / "back"
+    with tarfile.open(parts[0], "r:gz") as tar:
+        tar.extractall(back, filter="data")
+    for name, job in (("tiny_a", "mce-pl_c3_s0"), ("tiny_a2", "mce-pl_c4_s0"),
+                      ("tiny_b", "ind-mask_c3_s0")):
+        assert (back / name / job / "summary.json").is_file()
+    assert not (back / "tiny_never").exists()
+
+    merged = tmp_path / "merged"
+    for name in ("tiny_a", "tiny_a2"):  # same sweep, same --set: one directory
+        assert _merge(back / name, merged).returncode == 0
+    state = json.loads((merged / "sweep.json").read_text())
+    assert sorted(state["jobs"]) == ["mce-pl_c3_s0", "mce-pl_c4_s0"]
+    assert (merged / "mce-pl_c3_s0" / "summary.json").is_file()
+    assert (merged / "mce-pl_c4_s0" / "summary.json").is_file()
+
+    other = json.loads((back / "tiny_b" / "sweep.json").read_text())
+    other["extra_set"] = [*other["extra_set"], "algorithm.eta=10"]
+    (back / "tiny_b" / "sweep.json").write_text(json.dumps(other))
+    refused = _merge(back / "tiny_b", merged)
+    assert refused.returncode != 0 and "other --set" in refused.stderr
+    assert sorted(json.loads((merged / "sweep.json").read_text())["jobs"]) == [
+        "mce-pl_c3_s0", "mce-pl_c4_s0"]
