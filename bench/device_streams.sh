@@ -37,8 +37,7 @@ for id in $streams; do run_stream "$id" & done
   pkill -TERM -f "mcepl_dist[.]sweep .*--out $work/" ) >/dev/null 2>&1 &
 watchdog=$!
 wait $(jobs -p | grep -v "^$watchdog$")
-pkill -P "$watchdog" sleep 2>/dev/null  # its sleep ends, and the && with it
-kill "$watchdog" 2>/dev/null
+pkill -P "$watchdog" sleep 2>/dev/null  # the watchdog ends with its sleep (the && skips pkill)
 tail -n 3 "$work"/*.log
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
