@@ -14,7 +14,11 @@ from mcepl_dist.metrics import atomic_write
 from mcepl_dist.report.archive import merged_state
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 incoming = json.loads(src.read_text())
-if dst.is_file() and json.loads(dst.read_text()).get("extra_set") != incoming.get("extra_set"):
+held = json.loads(dst.read_text()) if dst.is_file() else incoming
+if held.get("name") != incoming.get("name"):
+    sys.exit(f"sweep_merge: {dst} holds sweep {held.get('name')!r}, {src} "
+             f"{incoming.get('name')!r}: merge into another directory")
+if held.get("extra_set") != incoming.get("extra_set"):
     sys.exit(f"sweep_merge: {dst} and {src} were run with other --set overrides: "
              f"merge into another directory")
 atomic_write(dst, json.dumps(merged_state(dst, incoming), indent=1) + "\n")

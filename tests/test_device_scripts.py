@@ -83,5 +83,8 @@ def test_device_streams_runs_a_plan_and_the_merge_joins_it(tmp_path: Path) -> No
     (back / "tiny_b" / "sweep.json").write_text(json.dumps(other))
     refused = _merge(back / "tiny_b", merged)
     assert refused.returncode != 0 and "other --set" in refused.stderr
+    (back / "tiny_b" / "sweep.json").write_text(json.dumps({**other, "name": "other"}))
+    refused = _merge(back / "tiny_b", merged)
+    assert refused.returncode != 0 and "holds sweep 'tiny'" in refused.stderr
     assert sorted(json.loads((merged / "sweep.json").read_text())["jobs"]) == [
         "mce-pl_c3_s0", "mce-pl_c4_s0"]
