@@ -6,7 +6,8 @@
 # warm machine, so a second call brings the first one's jobs back too (merging is idempotent).
 #   usage (on the device): bench/device_streams.sh DATA_DIR BUDGET_S PLAN_FILE
 # PLAN_FILE: one sweep per line, "STREAM GUARD_S SWEEP NAME [sweep options]". Lines of one
-# STREAM run one after another, streams run at once. A line starts no job later than
+# STREAM run one after another, streams run at once. The options are shell words: quote a
+# label that holds spaces (--rows "MCE-PL eta 10 (authors)"). A line starts no job later than
 # GUARD_S before the budget ends (its longest job, with room to spare); each NAME must be
 # distinct, since a sweep directory takes one sweep at a time.
 # Back here: cat FILES_AT/runs.tgz.* | tar xz -C .devout, then bench/sweep_merge.sh for each
@@ -19,13 +20,13 @@ mkdir -p "$work"
 source "$(dirname "$0")/device_common.sh" "$data"
 
 run_stream() {  # the plan's lines of one stream, in order
-  local id=$1 guard sweep name left
+  local id=$1 guard sweep name left opts
   grep -E "^$id[[:space:]]" "$plan" | while read -r _ guard sweep name rest; do
     left=$(( budget - 30 - guard - ($(date +%s) - start) ))
     if (( left <= 0 )); then echo "stream $id: no time for $name $rest"; continue; fi
-    # shellcheck disable=SC2086  # the options are words of the plan line
+    eval "opts=($rest)"  # the plan is ours: its quotes group words as on a command line
     python3 -m mcepl_dist.sweep "$sweep" --out "$work/$name" --stop-after "$left" \
-      --set checkpoint.every=0 $rest </dev/null >"$work/$name.log" 2>&1
+      --set checkpoint.every=0 "${opts[@]}" </dev/null >"$work/$name.log" 2>&1
     echo "stream $id: $name exited $? at $(( $(date +%s) - start )) s"
   done
 }

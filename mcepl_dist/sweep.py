@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="override for every job, after the sweep's own (e.g. a shorter "
                          "budget: --set train.iterations=60); a sweep directory keeps the "
                          "overrides it was started with")
-    ap.add_argument("--rows", help="only these rows (comma-separated labels)")
+    ap.add_argument("--rows", help="only these rows (comma-separated labels; a label that "
+                                   "holds a comma is matched whole)")
     ap.add_argument("--columns", help="only these column values (comma-separated)")
     ap.add_argument("--seeds", help="only these seeds (comma-separated)")
     ap.add_argument("--stop-after", type=float, metavar="SECONDS",
@@ -82,10 +83,26 @@ def _pick(text: str | None) -> set[str] | None:
     return None if text is None else {t.strip() for t in text.split(",") if t.strip()}
 
 
+def pick_labels(text: str | None, labels: set[str]) -> set[str] | None:
+    """--rows split at commas, but pieces that join into a known label (one holding a comma,
+    such as "Dis-PFL lr 0.01, fixed mask (alpha 0)") are taken whole, longest first."""
+    if text is None:
+        return None
+    pieces, i = text.split(","), 0
+    picked: set[str] = set()
+    while i < len(pieces):
+        j = next((j for j in range(len(pieces), i, -1)
+                  if ",".join(pieces[i:j]).strip() in labels), i + 1)
+        picked.add(",".join(pieces[i:j]).strip())
+        i = j
+    return picked - {""}
+
+
 def select(jobs: list[Job], args: argparse.Namespace, sweep: Sweep) -> list[Job]:
     """The jobs chosen by --rows/--columns/--seeds (an unknown name is an error)."""
-    rows, columns, seeds = _pick(args.rows), _pick(args.columns), _pick(args.seeds)
     labels = {r.label for r in sweep.rows}
+    rows = pick_labels(args.rows, labels)
+    columns, seeds = _pick(args.columns), _pick(args.seeds)
     if rows and not rows <= labels:
         raise ConfigError(f"--rows: no row {sorted(rows - labels)[0]!r} in sweep {sweep.name} "
                           f"(rows: {', '.join(r.label for r in sweep.rows)})")

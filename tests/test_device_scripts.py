@@ -32,7 +32,7 @@ def _tiny_sweep(path: Path) -> Path:
         "columns": {"key": "data.labels_per_agent", "values": [3, 4], "label": "c_i = {}",
                     "slug": "c{}"},
         "seeds": [0],
-        "rows": [{"label": "MCE-PL"}, {"label": "ind-mask", "set": {"algorithm.name": "ind_mask"}}]}
+        "rows": [{"label": "MCE-PL"}, {"label": "ind-mask, tiny", "set": {"algorithm.name": "ind_mask"}}]}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 
@@ -48,8 +48,8 @@ def test_device_streams_runs_a_plan_and_the_merge_joins_it(tmp_path: Path) -> No
     plan.write_text(f"# stream guard sweep name options\n"
                     f"A 0 {sweep} tiny_a --rows MCE-PL --columns 3\n"
                     f"A 0 {sweep} tiny_a2 --rows MCE-PL --columns 4\n"
-                    f"B 0 {sweep} tiny_b --rows ind-mask --columns 3\n"
-                    f"B 100000 {sweep} tiny_never --rows ind-mask --columns 4\n")
+                    f"B 0 {sweep} tiny_b --rows 'ind-mask, tiny' --columns 3\n"  # shell quoting
+                    f"B 100000 {sweep} tiny_never --rows \"ind-mask, tiny\" --columns 4\n")
     data = tmp_path / "data"
     data.mkdir()
     (data / "unused").write_text("synthetic data needs none\n")
@@ -66,7 +66,7 @@ def test_device_streams_runs_a_plan_and_the_merge_joins_it(tmp_path: Path) -> No
     with tarfile.open(parts[0], "r:gz") as tar:
         tar.extractall(back, filter="data")
     for name, job in (("tiny_a", "mce-pl_c3_s0"), ("tiny_a2", "mce-pl_c4_s0"),
-                      ("tiny_b", "ind-mask_c3_s0")):
+                      ("tiny_b", "ind-mask-tiny_c3_s0")):
         assert (back / name / job / "summary.json").is_file()
     assert not (back / "tiny_never").exists()
 

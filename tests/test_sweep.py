@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mcepl_dist.sweep import main
+from mcepl_dist.sweep import main, pick_labels
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
@@ -227,6 +227,18 @@ def test_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[
                                       *args], capsys)
     assert code == 0
     assert [x.split("] ")[1].split(":")[0] for x in stdout.splitlines()[1:]] == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a, b", {"a, b"}),  # a label holding a comma is taken whole
+    ("a, b,c", {"a, b", "c"}),
+    ("c,a, b", {"c", "a, b"}),
+    ("a,c", {"a", "c"}),  # "a" alone is no label: it is reported as unknown
+    (" c , a, b, c ", {"c", "a, b, c"}),  # the longest label wins
+    (",", set()),
+])
+def test_pick_labels_keeps_labels_with_commas(text: str, expected: set[str]) -> None:
+    assert pick_labels(text, {"a, b", "a, b, c", "c"}) == expected
 
 
 @pytest.mark.parametrize("args, message", [
