@@ -32,7 +32,8 @@ def _tiny_sweep(path: Path) -> Path:
         "columns": {"key": "data.labels_per_agent", "values": [3, 4], "label": "c_i = {}",
                     "slug": "c{}"},
         "seeds": [0],
-        "rows": [{"label": "MCE-PL"}, {"label": "ind-mask, tiny", "set": {"algorithm.name": "ind_mask"}}]}
+        "rows": [{"label": "MCE-PL"},
+                 {"label": "ind-mask, tiny", "set": {"algorithm.name": "ind_mask"}}]}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 
