@@ -12,9 +12,11 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+CIFAR = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
 TIMEOUT_S = 600  # a hang guard only: the plan's three tiny jobs take seconds
 
 
@@ -89,3 +91,37 @@ def test_device_streams_runs_a_plan_and_the_merge_joins_it(tmp_path: Path) -> No
     assert refused.returncode != 0 and "holds sweep 'tiny'" in refused.stderr
     assert sorted(json.loads((merged / "sweep.json").read_text())["jobs"]) == [
         "mce-pl_c3_s0", "mce-pl_c4_s0"]
+
+
+def _check(plan: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(REPO / "bench" / "device_streams.sh"), "--check",
+                          str(plan)], cwd=REPO, capture_output=True, text=True,
+                          env=_env(**env), timeout=TIMEOUT_S)
+
+
+def test_check_names_every_bad_line_of_a_plan_and_runs_nothing(tmp_path: Path) -> None:
+    sweep = _tiny_sweep(tmp_path / "tiny.yaml")
+    good = tmp_path / "good"
+    good.write_text(f"A 0 {sweep} tiny_a --rows MCE-PL\nB 9 {sweep} tiny_b --seeds 0\n")
+    done = _check(good)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "A tiny_a: sweep tiny: 2 jobs" in done.stdout
+    bad = tmp_path / "bad"
+    bad.write_text(f"A 0 {sweep} tiny_a --rows MCE-PL\n"
+                   f"A 0 {sweep} tiny_a --rows MCE-PL\n"      # NAME twice
+                   f"B 0 {sweep} tiny_b --rows 'no such row'\n"
+                   f"C x {sweep} tiny_c\n")                    # guard not in seconds
+    done = _check(bad)
+    assert done.returncode == 1
+    assert "NAME tiny_a used twice" in done.stdout
+    assert "tiny_b: mcepl_dist.sweep: error: --rows: no row 'no such row'" in done.stdout
+    assert "tiny_c: GUARD_S 'x' is not seconds" in done.stdout
+    assert not any(p.name.startswith("tiny_") for p in tmp_path.iterdir())  # nothing ran
+
+
+@pytest.mark.skipif(not (CIFAR / "data_batch_1").is_file(), reason="needs CIFAR-10 batches")
+@pytest.mark.parametrize("plan", sorted((REPO / "bench" / "plans").glob("*.streams")),
+                         ids=lambda p: p.name)
+def test_the_committed_gpu_plans_are_valid(plan: Path) -> None:
+    done = _check(plan, MCEPL_DATA=str(CIFAR))
+    assert done.returncode == 0, done.stdout + done.stderr
