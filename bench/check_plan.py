@@ -20,7 +20,8 @@ from mcepl_dist import sweep  # noqa: E402
 
 
 def dry_run(argv: list[str]) -> tuple[int, str]:
-    """`python -m mcepl_dist.sweep ARGV --dry-run` in this process: (exit code, last line)."""
+    """`python -m mcepl_dist.sweep ARGV --dry-run` in this process: its exit code, and its
+    summary line (how many jobs) or, when it fails, its error line."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
