@@ -15,8 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mcepl_dist import sweep  # noqa: E402
+from mcepl_dist import sweep
 
 
 def dry_run(argv: list[str]) -> tuple[int, str]:
@@ -28,8 +27,8 @@ def dry_run(argv: list[str]) -> tuple[int, str]:
             code = sweep.main([*argv, "--dry-run"])
         except SystemExit as exc:  # argparse: an unknown option
             code = exc.code if isinstance(exc.code, int) else 2
-    lines = out.getvalue().strip().splitlines()
-    return code, (lines[0] if code == 0 else lines[-1]) if lines else ""
+    lines = out.getvalue().strip().splitlines() or [""]
+    return code, lines[0] if code == 0 else lines[-1]
 
 
 def check(plan: Path) -> list[str]:
