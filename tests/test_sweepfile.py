@@ -21,7 +21,7 @@ QUICKSTART = REPO / "configs" / "quickstart.yaml"
 # table3's p = 0.5 and the knob sweeps' "defaults" rows borrow table2's and table1's runs
 # (same_as).
 JOB_COUNTS = {"table1": 5 * 3 * 1 + 4 * 3 * 3, "table2": 2 * 3 * 3 + 4 * 3, "table3": 3 * 3,
-              "fig4": 4, "knobs_table2": 32, "knobs_table1": 7}
+              "fig4": 4, "knobs_table2": 32, "knobs_table1": 9}
 
 
 def shipped(name: str) -> Sweep:
@@ -119,7 +119,8 @@ def test_knob_cells_of_table1() -> None:
     cfgs = configs("knobs_table1")
     eta10 = [f"{algo}-eta-10-authors_s{seed}" for algo in ("ind-mask", "mce-pl")
              for seed in (0, 1, 2)]
-    assert sorted(cfgs) == [*eta10, "mce-pl-max-in-16a-paper_s0"]
+    max16a = [f"mce-pl-max-in-16a-paper_s{seed}" for seed in (0, 1, 2)]
+    assert sorted(cfgs) == [*eta10, *max16a]
     for _, cfg in cfgs.values():
         assert (cfg.data.labels_per_agent, cfg.agents.retention) == (3, 0.5)
     assert cfgs["mce-pl-max-in-16a-paper_s0"][1].algorithm.scale_16a == "max"
