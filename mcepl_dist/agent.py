@@ -65,6 +65,8 @@ class LoopState:
         default_factory=lambda: {"t_comm": 0.0, "t_pack": 0.0, "t_compute": 0.0})
     acc: float = 0.0
     loss: float = 0.0
+    wall_s: float = 0.0  # training and evaluation time up to the newest checkpoint
+    resumes: int = 0  # how many times the run was resumed from a checkpoint
 
 
 @torch.no_grad()
@@ -130,6 +132,7 @@ def train(ctx: AgentContext) -> RankResult:
     train_y = torch.from_numpy(ctx.data.train.labels).to(ctx.device)
     sampler = Sampler(len(train_y), tr.batch_size, cfg.seed, ctx.rank)
     st = LoopState()
+    segment_start = time.perf_counter()  # a resumed run adds this segment to st.wall_s
 
     if ctx.resume is None:
         # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
@@ -142,6 +145,8 @@ def train(ctx: AgentContext) -> RankResult:
         first = 1
     else:
         first = restore_checkpoint(ctx, ctx.resume, sampler, st) + 1
+        st.resumes += 1
+    earlier_wall = st.wall_s
 
     for it in range(first, tr.iterations + 1):
         ctx.iteration = it
@@ -172,8 +177,10 @@ def train(ctx: AgentContext) -> RankResult:
         ctx.writer.write(record)
         # Every checkpoint.every iterations: save this rank's whole state.
         if cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
+            st.wall_s = earlier_wall + time.perf_counter() - segment_start
             save_checkpoint(ctx, it, sampler, st)
 
+    st.wall_s = earlier_wall + time.perf_counter() - segment_start
     return _result(ctx, st)
 
 
@@ -233,7 +240,8 @@ def _result(ctx: AgentContext, st: LoopState) -> RankResult:
         paper_bits_sent=st.paper_bits, mask_ones_sent=st.mask_ones,
         median_t_iter=median(st.t_iters), sum_t_iter=sum(st.t_iters),
         sum_t_comm=st.totals["t_comm"], sum_t_pack=st.totals["t_pack"],
-        sum_t_compute=st.totals["t_compute"], peak_rss_mb=rss, peak_gpu_mb=gpu)
+        sum_t_compute=st.totals["t_compute"], peak_rss_mb=rss, peak_gpu_mb=gpu,
+        wall_s=st.wall_s, resumes=st.resumes)
 
 
 def _traffic(ctx: AgentContext) -> dict[str, int]:

@@ -71,6 +71,8 @@ class RankResult:
     peak_rss_mb: float
     peak_gpu_mb: float
     startup_s: float = 0.0  # process start -> first iteration (imports, data, process group)
+    wall_s: float = 0.0  # training and evaluation, summed over the segments of a resumed run
+    resumes: float = 0.0  # how many times the run was resumed from a checkpoint
 
     def to_vector(self) -> list[float]:
         return [float(v) for v in asdict(self).values()]
@@ -80,8 +82,8 @@ class RankResult:
         return cls(*vec[: len(fields(cls))])
 
 
-def summarize(algorithm: str, iterations: int, wall_clock_s: float,
-              results: list[RankResult], num_masked: int) -> dict[str, Any]:
+def summarize(algorithm: str, iterations: int, results: list[RankResult],
+              num_masked: int) -> dict[str, Any]:
     """summary.json: the run's headline figures from every rank's results."""
     accs = [r.test_acc for r in results]
     msgs = sum(r.msgs_sent for r in results)
@@ -104,7 +106,8 @@ def summarize(algorithm: str, iterations: int, wall_clock_s: float,
         "paper_bytes_sent_total": int(sum(r.paper_bits_sent for r in results) // 8),
         "paper_bytes_per_message_dense": (num_masked + 7) // 8,
         "paper_mask_ones_bits_total": int(sum(r.mask_ones_sent for r in results)),
-        "wall_clock_s": wall_clock_s,
+        "wall_clock_s": max(r.wall_s for r in results),
+        "resumes": int(results[0].resumes),
         "median_t_iter_s": statistics.median(r.median_t_iter for r in results),
         "comm_fraction": comm / total if total > 0 else 0.0,
         "peak_rss_mb_max": max(r.peak_rss_mb for r in results),

@@ -242,10 +242,9 @@ def run(prep: Prepared, args: argparse.Namespace) -> None:
                       WATCHDOG_FACTOR * cfg.comm.timeout_s):
             origin = provenance(device) if env.rank == 0 else {}
             startup = process_age_s()
-            start = time.perf_counter()
             result = replace(train(ctx), startup_s=startup)
             ctx.writer.close()
-            finish(ctx, run_dir, result, time.perf_counter() - start, origin)
+            finish(ctx, run_dir, result, origin)
     except UserError:
         dist.destroy_process_group()
         raise
@@ -276,7 +275,7 @@ def build_context(prep: Prepared, run_dir: Path, resume: dict[str, Any] | None) 
                         barrier=dist.barrier, resume=resume, fault=prep.fault)
 
 
-def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float,
+def finish(ctx: AgentContext, run_dir: Path, result: RankResult,
            origin: dict[str, Any]) -> None:
     """Save this rank's masks; rank 0 gathers every rank's figures into summary.json, with
     `origin` (the provenance taken at the start) and the time it ended."""
@@ -286,7 +285,7 @@ def finish(ctx: AgentContext, run_dir: Path, result: RankResult, wall: float,
     vectors = dist.all_gather_floats(result.to_vector())
     if ctx.rank == 0:
         results = [RankResult.from_vector(v) for v in vectors]
-        summary = summarize(ctx.cfg.algorithm.name, ctx.cfg.train.iterations, wall, results,
+        summary = summarize(ctx.cfg.algorithm.name, ctx.cfg.train.iterations, results,
                             ctx.net.num_masked)
         summary["provenance"] = {**origin, "finished_utc": utc_now()}
         write_json(run_dir / "summary.json", summary)

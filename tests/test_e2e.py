@@ -42,7 +42,7 @@ RECORD_KEYS = {"iter", "rank", "bytes_sent", "bytes_recv", "t_iter", "t_compute"
 EVAL_KEYS = {"test_acc", "test_loss", "train_loss"}
 SUMMARY_KEYS = {"algorithm", "num_agents", "iterations", "final_mean_test_acc",
                 "per_agent_test_acc", "bytes_sent_total", "bytes_per_message", "wall_clock_s",
-                "median_t_iter_s", "comm_fraction"}
+                "median_t_iter_s", "comm_fraction", "resumes"}
 
 
 @dataclass
@@ -169,7 +169,11 @@ def test_summary(quick: Run) -> None:
     assert s["per_agent_test_acc"] == pytest.approx(final)
     assert s["final_mean_test_acc"] == pytest.approx(float(np.mean(final)))
     assert 0.0 <= s["final_mean_test_acc"] <= 1.0
-    assert s["wall_clock_s"] > 0
+    # The run's wall clock covers every iteration and evaluation each rank timed.
+    timed = max(sum(rec["t_iter"] + rec.get("t_eval", 0.0) for rec in quick.metrics(r))
+                for r in range(AGENTS))
+    assert timed <= s["wall_clock_s"] < timed + 60
+    assert s["resumes"] == 0
     assert s["median_t_iter_s"] > 0
     assert 0.0 <= s["comm_fraction"] <= 1.0
 
@@ -261,8 +265,14 @@ def test_killed_rank_fails_the_run_and_resume_matches(workdir: Path, quick: Run)
     wall = {"wall_clock_s", "median_t_iter_s", "comm_fraction", "startup_s_median",
             "startup_s_max"}
     for key in sa:
-        if key not in wall and not key.startswith("peak_") and key != "provenance":
+        if key not in wall | {"resumes"} and not key.startswith("peak_") and key != "provenance":
             assert sa[key] == sb[key], key
+    # The wall clock adds the segment before the crash (up to its checkpoint) to the resumed
+    # one, so it covers every iteration the metrics timed, across both processes.
+    assert sb["resumes"] == 1
+    timed = max(sum(rec["t_iter"] + rec.get("t_eval", 0.0) for rec in run.metrics(r))
+                for r in range(AGENTS))
+    assert timed <= sb["wall_clock_s"]
     # The same code and machine; only the command and the times differ.
     same = ("git_commit", "git_dirty", "machine", "torch")
     assert [sa["provenance"][k] for k in same] == [sb["provenance"][k] for k in same]
