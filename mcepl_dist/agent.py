@@ -132,7 +132,7 @@ def train(ctx: AgentContext) -> RankResult:
     train_y = torch.from_numpy(ctx.data.train.labels).to(ctx.device)
     sampler = Sampler(len(train_y), tr.batch_size, cfg.seed, ctx.rank)
     st = LoopState()
-    segment_start = time.perf_counter()  # a resumed run adds this segment to st.wall_s
+    clock_zero = time.perf_counter()  # moved back by a resumed run's earlier segments
 
     if ctx.resume is None:
         # Round 0: agree on the neighbours' initial masks (ALGORITHM.md, "Before iteration 1").
@@ -146,7 +146,7 @@ def train(ctx: AgentContext) -> RankResult:
     else:
         first = restore_checkpoint(ctx, ctx.resume, sampler, st) + 1
         st.resumes += 1
-    earlier_wall = st.wall_s
+        clock_zero -= st.wall_s
 
     for it in range(first, tr.iterations + 1):
         ctx.iteration = it
@@ -177,10 +177,10 @@ def train(ctx: AgentContext) -> RankResult:
         ctx.writer.write(record)
         # Every checkpoint.every iterations: save this rank's whole state.
         if cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
-            st.wall_s = earlier_wall + time.perf_counter() - segment_start
+            st.wall_s = time.perf_counter() - clock_zero
             save_checkpoint(ctx, it, sampler, st)
 
-    st.wall_s = earlier_wall + time.perf_counter() - segment_start
+    st.wall_s = time.perf_counter() - clock_zero
     return _result(ctx, st)
 
 

@@ -170,8 +170,7 @@ def test_summary(quick: Run) -> None:
     assert s["final_mean_test_acc"] == pytest.approx(float(np.mean(final)))
     assert 0.0 <= s["final_mean_test_acc"] <= 1.0
     # The run's wall clock covers every iteration and evaluation each rank timed.
-    timed = max(sum(rec["t_iter"] + rec.get("t_eval", 0.0) for rec in quick.metrics(r))
-                for r in range(AGENTS))
+    timed = _timed_s(quick)
     assert timed <= s["wall_clock_s"] < timed + 60
     assert s["resumes"] == 0
     assert s["median_t_iter_s"] > 0
@@ -195,6 +194,12 @@ def test_masks_match_retention(quick: Run) -> None:
 
 # ---------------------------------------------------------------------------------------
 # (b) determinism
+
+
+def _timed_s(run: Run) -> float:
+    """The slowest rank's iteration and evaluation times, summed over its metrics."""
+    return max(sum(rec["t_iter"] + rec.get("t_eval", 0.0) for rec in run.metrics(r))
+               for r in range(AGENTS))
 
 
 def _comparable(rec: dict) -> dict:
@@ -270,9 +275,7 @@ def test_killed_rank_fails_the_run_and_resume_matches(workdir: Path, quick: Run)
     # The wall clock adds the segment before the crash (up to its checkpoint) to the resumed
     # one, so it covers every iteration the metrics timed, across both processes.
     assert sb["resumes"] == 1
-    timed = max(sum(rec["t_iter"] + rec.get("t_eval", 0.0) for rec in run.metrics(r))
-                for r in range(AGENTS))
-    assert timed <= sb["wall_clock_s"]
+    assert _timed_s(run) <= sb["wall_clock_s"]
     # The same code and machine; only the command and the times differ.
     same = ("git_commit", "git_dirty", "machine", "torch")
     assert [sa["provenance"][k] for k in same] == [sb["provenance"][k] for k in same]
