@@ -413,6 +413,29 @@ def test_kept_directories_merge_by_setting(short: Path, tmp_path: Path) -> None:
     assert missing == []
 
 
+def test_a_setting_that_cannot_change_results_joins_the_kept_directory(
+        short: Path, tmp_path: Path) -> None:
+    """Runs that differ only in how they ran (evaluation interval, checkpoints) are kept
+    together, so the documented regeneration command, which names the kept directory,
+    still finds them; their cells show one setting."""
+    out = tmp_path / "results"
+    assert report.main([str(short), "--out", str(out), "--no-figures"]) == 0
+    later = write_sweep(tmp_path / "cpu" / "short", {"a_c4_s0": 0.5}, extra=[
+        "train.eval_every=2", "checkpoint.every=0"])
+    assert report.main([str(out / "runs" / "short"), str(later), "--out", str(out),
+                        "--no-figures"]) == 0
+    assert not (out / "runs" / "short-2").exists()
+    kept = runs.read_sweep_dir(out / "runs" / "short")
+    assert [r.job for r in kept.runs] == ["a_c3_s0", "a_c3_s1", "a_c4_s0", "b_c3_s0"]
+    assert kept.missing == ()
+    assert all(r.settings == () for r in kept.runs)
+    assert [r.extra_set for r in kept.runs] == [(), (), (
+        "train.eval_every=2", "checkpoint.every=0"), ()]  # each run's own, as it ran
+    assert runs.result_settings(["train.eval_every=2", "algorithm.eta=10",
+                                 "train.iterations=8"]) == ("algorithm.eta=10",
+                                                            "train.iterations=8")
+
+
 def test_a_damaged_kept_curve_is_named(short: Path) -> None:
     run = runs.read_sweep_dir(short).runs[0]
     for f in (run.dir / "metrics").glob("*"):

@@ -5,8 +5,9 @@ learning curve (curve.json) and its agents' conv1 masks (conv1_masks.npz, for Fi
 A few KB per job; no metrics files, checkpoints or whole masks.
 
 Kept directories accumulate: a directory archived where one of the same sweep and the same
---set is kept already joins it (their jobs are merged); one of another setting takes the
-next free name, `<name>-2`, `<name>-3`, ... (say the CPU's and the GPU's `table1`)."""
+--set is kept already joins it (their jobs are merged; --set that cannot change a result,
+such as the evaluation interval, does not count); one of another setting takes the next
+free name, `<name>-2`, `<name>-3`, ... (say `table1` at 60 and at 400 iterations)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from mcepl_dist.report.runs import (
     curve_json,
     has_masks,
     read_curve,
+    result_settings,
     written_utc,
 )
 
@@ -36,7 +38,7 @@ def _setting_kept(path: Path) -> Setting | None:
     """The setting of the directory kept at `path`, None where nothing is kept."""
     try:
         state = json.loads((path / "sweep.json").read_text())
-        return str(state["name"]), tuple(sorted(state.get("extra_set", [])))
+        return str(state["name"]), tuple(sorted(result_settings(state.get("extra_set", []))))
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         return None
 
@@ -47,7 +49,7 @@ def targets(dirs: list[SweepDir], root: Path) -> list[Path]:
     claimed: dict[Path, Setting] = {}
     out = []
     for d in dirs:
-        setting = (d.sweep.name, tuple(sorted(d.extra_set)))
+        setting = (d.sweep.name, tuple(sorted(result_settings(d.extra_set))))
         n = 1
         while True:
             target = root / (d.path.name if n == 1 else f"{d.path.name}-{n}")
@@ -77,13 +79,19 @@ def archive(d: SweepDir, into: Path) -> None:
 
 
 def merged_state(kept_path: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """`state` with the jobs of the sweep.json kept at `kept_path` added (its own win)."""
+    """`state` with the jobs of the sweep.json kept at `kept_path` added (its own win).
+    Each job keeps the --set of the sweep command that ran it, which may differ from the
+    newer state's in what cannot change a result (say the evaluation interval)."""
     if not kept_path.is_file():
         return state
     kept = json.loads(kept_path.read_text())
     newer, older = ((state, kept) if written_utc(state) >= written_utc(kept)
                     else (kept, state))
-    return {**newer, "jobs": {**older.get("jobs", {}), **newer.get("jobs", {})}}
+    jobs = older.get("jobs", {})
+    if older.get("extra_set", []) != newer.get("extra_set", []):
+        jobs = {name: {"extra_set": older.get("extra_set", []), **job}
+                for name, job in jobs.items()}  # a job's own extra_set, if any, wins
+    return {**newer, "jobs": {**jobs, **newer.get("jobs", {})}}
 
 
 def write_conv1(path: Path, masks: list[np.ndarray]) -> None:

@@ -28,6 +28,12 @@ CURVE_FILE = "curve.json"
 CONV1_FILE = "conv1_masks.npz"
 
 
+def result_settings(extra_set: Iterable[str]) -> tuple[str, ...]:
+    """The overrides of `extra_set` that can change a result: the NEUTRAL ones dropped, so
+    runs that differ only in how they ran (evaluation interval, checkpoints) share a setting."""
+    return tuple(s for s in extra_set if not s.startswith(NEUTRAL))
+
+
 @dataclass(frozen=True)
 class Run:
     """One finished job of a sweep directory."""
@@ -70,8 +76,8 @@ class Run:
     def settings(self) -> tuple[str, ...]:
         """Overrides beyond the sweep file's that can change a result, other than the
         iteration budget (shown apart)."""
-        return tuple(s for s in self.extra_set
-                     if not s.startswith(("train.iterations=", *NEUTRAL)))
+        return tuple(s for s in result_settings(self.extra_set)
+                     if not s.startswith("train.iterations="))
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,8 @@ def read_sweep_dir(path: Path) -> SweepDir:
                    or state.get("sweep_command", ""))
         runs.append(Run(sweep=sweep.name, job=name, row=job["row"], column=job["column"],
                         seed=int(job["seed"]), dir=path / name, summary=summary,
-                        extra_set=tuple(state.get("extra_set", [])), sweep_command=command))
+                        extra_set=tuple(job.get("extra_set", state.get("extra_set", []))),
+                        sweep_command=command))
     return SweepDir(path, sweep, tuple(runs), tuple(missing), written_utc(state),
                     tuple(state.get("extra_set", [])))
 
@@ -357,8 +364,10 @@ def merge(dirs: list[SweepDir]) -> list[tuple[Sweep, list[Run], list[str]]]:
             if key not in seen:
                 seen.add(key)
                 runs.append(run)
-    finished = {(r.sweep, r.job, r.extra_set) for _, runs, _ in by_name.values() for r in runs}
+    finished = {(r.sweep, r.job, result_settings(r.extra_set))
+                for _, runs, _ in by_name.values() for r in runs}
     for d in dirs:  # unfinished here, unless it finished in another directory of its setting
+        setting = result_settings(d.extra_set)
         by_name[d.sweep.name][2].extend(f"{d.path}/{m}" for m in d.missing
-                                        if (d.sweep.name, m, d.extra_set) not in finished)
+                                        if (d.sweep.name, m, setting) not in finished)
     return list(by_name.values())
