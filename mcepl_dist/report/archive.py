@@ -34,11 +34,16 @@ from mcepl_dist.report.runs import (
 Setting = tuple[str, tuple[str, ...]]  # (sweep name, sorted --set of the sweep command)
 
 
+def _setting(name: str, extra_set: list[str] | tuple[str, ...]) -> Setting:
+    """What decides whether two sweep directories are kept together."""
+    return name, tuple(sorted(result_settings(extra_set)))
+
+
 def _setting_kept(path: Path) -> Setting | None:
     """The setting of the directory kept at `path`, None where nothing is kept."""
     try:
         state = json.loads((path / "sweep.json").read_text())
-        return str(state["name"]), tuple(sorted(result_settings(state.get("extra_set", []))))
+        return _setting(str(state["name"]), state.get("extra_set", []))
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         return None
 
@@ -49,7 +54,7 @@ def targets(dirs: list[SweepDir], root: Path) -> list[Path]:
     claimed: dict[Path, Setting] = {}
     out = []
     for d in dirs:
-        setting = (d.sweep.name, tuple(sorted(result_settings(d.extra_set))))
+        setting = _setting(d.sweep.name, d.extra_set)
         n = 1
         while True:
             target = root / (d.path.name if n == 1 else f"{d.path.name}-{n}")

@@ -103,6 +103,7 @@ def read_sweep_dir(path: Path) -> SweepDir:
     except (json.JSONDecodeError, KeyError) as exc:
         raise ConfigError(f"{state_path} is damaged ({exc})") from None
     runs, missing = [], []
+    extra_set = tuple(state.get("extra_set", []))  # a merged older job may carry its own
     for name, job in sorted(state.get("jobs", {}).items()):
         summary_path = path / name / "summary.json"
         if not summary_path.is_file():
@@ -114,10 +115,9 @@ def read_sweep_dir(path: Path) -> SweepDir:
                    or state.get("sweep_command", ""))
         runs.append(Run(sweep=sweep.name, job=name, row=job["row"], column=job["column"],
                         seed=int(job["seed"]), dir=path / name, summary=summary,
-                        extra_set=tuple(job.get("extra_set", state.get("extra_set", []))),
+                        extra_set=tuple(job.get("extra_set", extra_set)),
                         sweep_command=command))
-    return SweepDir(path, sweep, tuple(runs), tuple(missing), written_utc(state),
-                    tuple(state.get("extra_set", [])))
+    return SweepDir(path, sweep, tuple(runs), tuple(missing), written_utc(state), extra_set)
 
 
 def written_utc(state: dict[str, Any]) -> str:
