@@ -202,6 +202,26 @@ def test_curve_of_a_run_without_paper_bytes_cum(short: Path) -> None:
     assert c.paper_bytes == pytest.approx([3 * 40, 5 * 40])
 
 
+def test_a_curve_averages_the_seeds_evaluated_most_often(short: Path) -> None:
+    """Seeds evaluated less often (here seed 1 only at iteration 4) would thin a mean curve
+    to the evaluations all share, so the figure shows the others and says so."""
+    for f in (short / "a_c3_s1" / "metrics").glob("rank*.jsonl"):
+        recs = [json.loads(line) for line in f.read_text().splitlines()]
+        for rec in recs:
+            if rec["iter"] == 2:
+                rec.pop("test_acc", None)
+        f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    d = runs.read_sweep_dir(short)
+    (cell,) = runs.cells(d.sweep, d.runs)[("A", "3")]
+    alone = runs.read_curve(cell.runs[0])
+    c = figures._mean_curve(cell)
+    assert c.iters.tolist() == [2, 4]
+    assert c.mean == pytest.approx(alone.mean)
+    caption = figures._caption_runs([("A", cell)])
+    assert caption == ("A: 4 it, 2 seeds, 2-core CPU (Test) (the curve: seed 0, evaluated "
+                       "more often than the others)")
+
+
 def test_conv1_panel_layout() -> None:
     w = np.arange(4 * 3 * 5 * 5, dtype=np.float64).reshape(4, 3, 5, 5) + 1
     m = np.ones_like(w)

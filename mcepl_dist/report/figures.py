@@ -44,9 +44,19 @@ def _figure_runs(fig: Figure, found: CellIndex
     return out
 
 
+def _curve_runs(cell: Cell) -> list[tuple[Run, Curve]]:
+    """The seeds a cell's curve averages: those evaluated at least wherever the most often
+    evaluated one was. Averaging over every seed keeps only the evaluations all share, so
+    one seed evaluated every 50 beside two every 20 would thin the curve to every 100."""
+    curves = [(r, read_curve(r)) for r in cell.runs]
+    densest = max((set(c.iters.tolist()) for _, c in curves), key=len)
+    return [(r, c) for r, c in curves if densest <= set(c.iters.tolist())]
+
+
 def _mean_curve(cell: Cell) -> Curve:
-    """The curve of a cell: the mean over its seeds of each seed's curve (common evals)."""
-    curves = [read_curve(r) for r in cell.runs]
+    """The curve of a cell: the mean over its seeds (those of `_curve_runs`) of each seed's
+    curve, at the evaluations they share."""
+    curves = [c for _, c in _curve_runs(cell)]
     common = sorted(set.intersection(*(set(c.iters.tolist()) for c in curves)))
 
     def pick(c: Curve, attr: str) -> np.ndarray:
@@ -58,7 +68,14 @@ def _mean_curve(cell: Cell) -> Curve:
 
 
 def _caption_runs(pairs: list[tuple[str, Cell]]) -> str:
-    return "; ".join(f"{row}: {cell.label}" for row, cell in pairs)
+    def label(cell: Cell) -> str:
+        seeds = [r.seed for r, _ in _curve_runs(cell)]
+        if len(seeds) == len(cell.runs):
+            return cell.label
+        named = ", ".join(str(s) for s in seeds)
+        return (f"{cell.label} (the curve: seed{'s' if len(seeds) > 1 else ''} {named}, "
+                f"evaluated more often than the others)")
+    return "; ".join(f"{row}: {label(cell)}" for row, cell in pairs)
 
 
 def plot_acc_vs_iter(fig: Figure, pairs: list[tuple[str, Cell]], path: Path) -> Plot:
