@@ -1,13 +1,18 @@
 """Check a GPU plan file (bench/device_streams.sh) here, before device time is spent on it:
 every line a valid sweep selection (rows, columns, seeds, --set, configs and the data of
-MCEPL_DATA), GUARD_S in seconds, NAMEs distinct. One process for the whole plan, so a
+MCEPL_DATA), GUARD_S in seconds, NAMEs distinct, and no job that repeats another: one
+that trains the same configuration (mcepl_dist.config.result_config, so the evaluation
+interval does not count) as another job of the plan or as a run kept under
+docs/results/runs/ (whatever machine it ran on). One process for the whole plan, so a
 plan of ten lines costs one torch import; nothing runs and nothing is written.
 
     MCEPL_DATA=../shared/data/cifar-10-batches-py python bench/check_plan.py bench/plans/*.streams
+    python bench/check_plan.py --kept DIR PLAN   # DIR: kept runs other than docs/results/runs
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import shlex
@@ -16,6 +21,10 @@ import tempfile
 from pathlib import Path
 
 from mcepl_dist import sweep
+from mcepl_dist.config import load_config
+from mcepl_dist.sweepfile import jobs, load_sweep
+
+KEPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "runs"
 
 
 def dry_run(argv: list[str]) -> tuple[int, str]:
@@ -31,9 +40,24 @@ def dry_run(argv: list[str]) -> tuple[int, str]:
     return code, lines[0] if code == 0 else lines[-1]
 
 
-def check(plan: Path) -> list[str]:
+def kept_runs(root: Path = KEPT) -> dict[str, str]:
+    """The runs kept under `root`: same-run key (sweep.same_run) -> "<sweep dir>/<job>"."""
+    return {sweep.same_run(load_config(path)): f"{path.parent.parent.name}/{path.parent.name}"
+            for path in sorted(root.glob("*/*/config.yaml"))}
+
+
+def line_jobs(argv: list[str]) -> list[tuple[str, str]]:
+    """(job name, same-run key) of each job a valid sweep command line would run."""
+    args = sweep.parse_args(argv)
+    spec, _ = load_sweep(args.sweep)
+    chosen = sweep.select(jobs(spec, tuple(args.overrides)), args, spec)
+    return [(j.name, sweep.same_run(load_config(j.config, list(j.overrides)))) for j in chosen]
+
+
+def check(plan: Path, kept: dict[str, str]) -> list[str]:
     """What is wrong with the plan's lines (empty: nothing); prints each good line's jobs."""
     errors, names = [], set()
+    seen: dict[str, str] = {}  # same-run key -> "<NAME>/<job>" of the plan's earlier lines
     with tempfile.TemporaryDirectory() as scratch:
         for n, text in enumerate(plan.read_text().splitlines(), 1):
             words = shlex.split(text, comments=True)
@@ -52,16 +76,26 @@ def check(plan: Path) -> list[str]:
             code, line = dry_run([sweep_file, "--out", str(Path(scratch) / name), *opts])
             if code:
                 errors.append(f"{where}: {name}: {line}")
-            else:
-                print(f"{stream} {name}: {line}")
+                continue
+            print(f"{stream} {name}: {line}")
+            for job, key in line_jobs([sweep_file, "--out", str(Path(scratch) / name), *opts]):
+                twin = seen.get(key) or kept.get(key)
+                if twin:
+                    errors.append(f"{where}: {name}: job {job} repeats {twin} (the same "
+                                  f"configuration)")
+                seen.setdefault(key, f"{name}/{job}")
     return errors
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python bench/check_plan.py PLAN_FILE...", file=sys.stderr)
-        return 2
-    errors = [e for plan in argv for e in check(Path(plan))]
+    ap = argparse.ArgumentParser(prog="python bench/check_plan.py",
+                                 description="Check GPU plan files; run nothing.")
+    ap.add_argument("plans", nargs="+", metavar="PLAN_FILE")
+    ap.add_argument("--kept", type=Path, default=KEPT,
+                    help="the report's kept runs, which no job may repeat (default: %(default)s)")
+    args = ap.parse_args(argv)
+    kept = kept_runs(args.kept)
+    errors = [e for plan in args.plans for e in check(Path(plan), kept)]
     for e in errors:
         print(e)
     return 1 if errors else 0

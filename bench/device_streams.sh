@@ -13,7 +13,8 @@
 # Back here: cat FILES_AT/runs.tgz.* | tar xz -C .devout, then bench/sweep_merge.sh for each
 # .devout/NAME (sweep directories of one sweep and one --set may be merged into one).
 # Before spending device time on a plan, check it here (bench/check_plan.py: every line a
-# valid sweep selection, NAMEs distinct; reads the data of MCEPL_DATA, runs nothing):
+# valid sweep selection, NAMEs distinct, no job that repeats another or a kept run; reads
+# the data of MCEPL_DATA, runs nothing):
 #   bench/device_streams.sh --check PLAN_FILE
 set -uo pipefail
 if [[ ${1:-} == --check ]]; then exec python3 "$(dirname "$0")/check_plan.py" "${@:2}"; fi

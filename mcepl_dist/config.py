@@ -446,19 +446,35 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return data
 
 
+# Keys that decide where and how a run executes, not its numbers: two runs that differ
+# only in these count as the same run (sweep notes, the report's cells, bench/check_plan.py).
+NEUTRAL_KEYS = ("checkpoint.", "output.", "comm.", "train.log_every", "train.eval_every",
+                "train.eval_batch_size", "data.root", "data.download")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as {"a.b": value}."""
+    if not isinstance(node, dict):
+        return {prefix[:-1]: node}
+    return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+
+
 def config_difference(a: Config, b: Config) -> str | None:
     """The first key whose value differs, as "key a.b: X != Y"; None when equal."""
-
-    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
-        if not isinstance(node, dict):
-            return {prefix[:-1]: node}
-        return {k: v for key, sub in node.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
-
-    fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
+    fa, fb = _flat(config_to_dict(a)), _flat(config_to_dict(b))
     for key in sorted(set(fa) | set(fb)):
         if fa.get(key) != fb.get(key):
             return f"key {key}: {fa.get(key)!r} != {fb.get(key)!r}"
     return None
+
+
+def result_config(cfg: Config) -> dict[str, Any]:
+    """The flat keys that decide a run's numbers (NEUTRAL_KEYS dropped), with eta_ft written
+    out as the run uses it (null = eta): configs that train the same compare equal, so a
+    knob row that only restates another row's setting is seen to repeat it."""
+    algo = dataclasses.replace(cfg.algorithm, eta_ft=cfg.algorithm.fine_tune_rate)
+    flat = _flat(config_to_dict(dataclasses.replace(cfg, algorithm=algo)))
+    return {k: v for k, v in flat.items() if not k.startswith(NEUTRAL_KEYS)}
 
 
 def dump_config(cfg: Config) -> str:

@@ -34,6 +34,7 @@ from mcepl_dist.config import (
     Config,
     config_difference,
     load_config,
+    result_config,
     with_resolved_paths,
 )
 from mcepl_dist.errors import ConfigError, UserError
@@ -153,6 +154,29 @@ def plan(jobs: list[Job], out: Path) -> list[Planned]:
     return planned
 
 
+def same_run(cfg: Config) -> str:
+    """A key equal for exactly the configs that train the same (config.result_config);
+    file paths as a run directory's config.yaml holds them, so it compares with those."""
+    return json.dumps(result_config(with_resolved_paths(cfg)), sort_keys=True)
+
+
+def repeats(planned: list[Planned], every: list[Job]) -> list[str]:
+    """A note for each planned job that trains the same configuration as another job of
+    the sweep (a knob row that restates what another row or the --set gives already):
+    it still runs, as its row needs the cell, but its result is that job's run again."""
+    by_key: dict[str, list[str]] = {}
+    for job in every:
+        by_key.setdefault(same_run(load_config(job.config, list(job.overrides))), []).append(
+            job.name)
+    notes = []
+    for p in planned:
+        twins = [name for name in by_key[same_run(p.cfg)] if name != p.job.name]
+        if twins:
+            notes.append(f"note: {p.job.name} trains the same configuration as "
+                         f"{', '.join(twins)} (only the row label differs)")
+    return notes
+
+
 def _action(job: Job, cfg: Config, run_dir: Path) -> str:
     """What to do for a job whose run directory may exist already."""
     saved = run_dir / "config.yaml"
@@ -239,7 +263,8 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     sweep_file = Path(args.sweep)
     sweep, raw = load_sweep(sweep_file)
     out = Path(args.out)
-    chosen = select(expand_jobs(sweep, tuple(args.overrides)), args, sweep)
+    every = expand_jobs(sweep, tuple(args.overrides))
+    chosen = select(every, args, sweep)
     if not chosen:
         raise ConfigError("no job matches --rows/--columns/--seeds")
     check_state(out, sweep, raw, args.overrides)
@@ -248,6 +273,8 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     todo = [p for p in planned if p.action != "skip"]
     print(f"sweep {sweep.name}: {len(planned)} jobs, {len(planned) - len(todo)} complete, "
           f"{len(todo)} to run -> {out}", flush=True)
+    for note in repeats(planned, every):
+        print(note, flush=True)
     if args.dry_run:
         for i, p in enumerate(planned, 1):
             print(f"[{i}/{len(planned)}] {p.job.name}: would {p.action} "

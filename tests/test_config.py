@@ -307,3 +307,24 @@ def test_resolved_paths_for_the_run_directory(tmp_path: Path) -> None:
 
     assert out.topology.path == str((tmp_path / "my_graph.txt").resolve())
     assert out.data.label_table == "label_tables.yaml"  # shipped with the package: kept
+
+
+@pytest.mark.parametrize("a, b, same", [
+    # eta_ft null means eta (eq. 17): restating it does not change the run
+    (["algorithm.eta=10"], ["algorithm.eta=10", "algorithm.eta_ft=10"], True),
+    (["algorithm.eta=1"], ["algorithm.eta=1", "algorithm.eta_ft=10"], False),
+    # how often it evaluates, logs or checkpoints, and where the data lie, do not count
+    (["train.eval_every=20"], ["train.eval_every=50", "checkpoint.every=0",
+                               "data.root=/elsewhere"], True),
+    ([], ["seed=1"], False),
+    ([], ["train.iterations=60"], False),
+])
+def test_result_config_is_equal_exactly_for_configs_that_train_the_same(
+        a: list[str], b: list[str], same: bool) -> None:
+    assert (C.result_config(load_config(None, a)) == C.result_config(load_config(None, b))) is same
+
+
+def test_result_config_drops_every_neutral_key() -> None:
+    keys = C.result_config(load_config())
+    assert "algorithm.eta_ft" in keys and "seed" in keys and "train.iterations" in keys
+    assert not [k for k in keys if k.startswith(C.NEUTRAL_KEYS)]

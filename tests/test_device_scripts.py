@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from mcepl_dist.config import dump_config, load_config, with_resolved_paths
+from mcepl_dist.sweepfile import override
+
 REPO = Path(__file__).resolve().parent.parent
 CIFAR = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
 TIMEOUT_S = 600  # a hang guard only: the plan's three tiny jobs take seconds
@@ -93,16 +96,25 @@ def test_device_streams_runs_a_plan_and_the_merge_joins_it(tmp_path: Path) -> No
         "mce-pl_c3_s0", "mce-pl_c4_s0"]
 
 
-def _check(plan: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _check(plan: Path, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(REPO / "bench" / "device_streams.sh"), "--check",
-                          str(plan)], cwd=REPO, capture_output=True, text=True,
+                          *options, str(plan)], cwd=REPO, capture_output=True, text=True,
                           env=_env(**env), timeout=TIMEOUT_S)
+
+
+def _job_overrides(sweep: Path, row: str, column: int) -> list[str]:
+    """The overrides the sweep gives one job of `row` at `column`, seed 0."""
+    spec = yaml.safe_load(sweep.read_text())
+    sets = {**spec["set"], **next(r.get("set", {}) for r in spec["rows"] if r["label"] == row)}
+    return [override(k, v) for k, v in sets.items()] + [
+        override(spec["columns"]["key"], column), "seed=0"]
 
 
 def test_check_names_every_bad_line_of_a_plan_and_runs_nothing(tmp_path: Path) -> None:
     sweep = _tiny_sweep(tmp_path / "tiny.yaml")
     good = tmp_path / "good"
-    good.write_text(f"A 0 {sweep} tiny_a --rows MCE-PL\nB 9 {sweep} tiny_b --seeds 0\n")
+    good.write_text(f"A 0 {sweep} tiny_a --rows MCE-PL\n"
+                    f"B 9 {sweep} tiny_b --rows 'ind-mask, tiny' --seeds 0\n")
     done = _check(good)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "A tiny_a: sweep tiny: 2 jobs" in done.stdout
@@ -117,6 +129,29 @@ def test_check_names_every_bad_line_of_a_plan_and_runs_nothing(tmp_path: Path) -
     assert "tiny_b: mcepl_dist.sweep: error: --rows: no row 'no such row'" in done.stdout
     assert "tiny_c: GUARD_S 'x' is not seconds" in done.stdout
     assert not any(p.name.startswith("tiny_") for p in tmp_path.iterdir())  # nothing ran
+
+
+def test_check_names_a_job_that_repeats_one_of_the_plan_or_a_kept_run(tmp_path: Path) -> None:
+    """Device time is not spent twice on one configuration: a job the plan has already
+    (under another NAME, another evaluation interval) or one the report keeps."""
+    sweep = _tiny_sweep(tmp_path / "tiny.yaml")
+    kept = tmp_path / "kept" / "tiny_eta10" / "mce-pl_c3_s0"
+    kept.mkdir(parents=True)
+    cfg = load_config(REPO / "configs" / "quickstart.yaml",
+                      [*_job_overrides(sweep, "MCE-PL", 3), "train.eval_every=1"])
+    kept.joinpath("config.yaml").write_text(dump_config(with_resolved_paths(cfg)))
+    plan = tmp_path / "plan"
+    plan.write_text(f"A 0 {sweep} tiny_a --rows MCE-PL --columns 3\n"
+                    f"B 0 {sweep} tiny_b --columns 4\n"
+                    f"C 0 {sweep} tiny_c --rows 'ind-mask, tiny' --set train.eval_every=1\n")
+    done = _check(plan, "--kept", str(tmp_path / "kept"))
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[3:] == [
+        f"{plan}:1: tiny_a: job mce-pl_c3_s0 repeats tiny_eta10/mce-pl_c3_s0 (the same "
+        "configuration)",
+        f"{plan}:3: tiny_c: job ind-mask-tiny_c4_s0 repeats tiny_b/ind-mask-tiny_c4_s0 (the "
+        "same configuration)"]
+    assert _check(plan, "--kept", str(tmp_path / "none")).stdout.count("repeats") == 1
 
 
 @pytest.mark.skipif(not (CIFAR / "data_batch_1").is_file(), reason="needs CIFAR-10 batches")

@@ -206,6 +206,28 @@ def test_dry_run_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         f"[{i}/4] {job}: would start (2 ranks, 4 iterations)" for i, job in enumerate(JOBS, 1)]
 
 
+def test_a_row_that_restates_another_is_noted(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """At --set algorithm.eta=10 a row "eta_ft 10" restates eta_ft = eta: the sweep says
+    which job it repeats (and still runs it: its row needs the cell)."""
+    raw = spec()
+    raw["rows"].append({"label": "MCE-PL eta_ft 10", "set": {"algorithm.eta_ft": 10.0}})
+    file = tmp_path / "tiny.yaml"
+    file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    args = [str(file), "--out", str(tmp_path / "o"), "--dry-run", "--columns", "3"]
+    code, stdout, _ = run_in_process([*args, "--rows", "MCE-PL eta_ft 10",
+                                      "--set", "algorithm.eta=1"], capsys)
+    assert code == 0 and not any(line.startswith("note:") for line in stdout.splitlines())
+    code, stdout, _ = run_in_process([*args, "--rows", "MCE-PL eta_ft 10",
+                                      "--set", "algorithm.eta=10"], capsys)
+    assert code == 0
+    assert stdout.splitlines()[1] == ("note: mce-pl-eta-ft-10_c3_s0 trains the same "
+                                      "configuration as mce-pl_c3_s0 (only the row label "
+                                      "differs)")
+    assert stdout.splitlines()[2].endswith("mce-pl-eta-ft-10_c3_s0: would start "
+                                           "(2 ranks, 4 iterations)")
+
+
 def test_dry_run_on_a_finished_sweep(done: Done, capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = run_in_process([str(done.file), "--out", str(done.out), "--dry-run",
                                       "--rows", "ind-mask"], capsys)

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from mcepl_dist.codec import unpack_bits
+from mcepl_dist.config import NEUTRAL_KEYS
 from mcepl_dist.errors import ConfigError
 from mcepl_dist.metrics import load_masks
 from mcepl_dist.sweepfile import Sweep, parse_sweep
 
-# Overrides that change where and how a run executes, not its numbers.
-NEUTRAL = ("checkpoint.", "output.", "comm.", "train.log_every=", "train.eval_every=",
-           "train.eval_batch_size=", "data.root=", "data.download=")
+# Overrides that change where and how a run executes, not its numbers ("key=value" forms
+# of config.NEUTRAL_KEYS).
+NEUTRAL = tuple(k if k.endswith(".") else f"{k}=" for k in NEUTRAL_KEYS)
 # What the report keeps of a run besides summary.json and config.yaml (report/archive.py),
 # read here when the run's own metrics/ and masks/ are not at hand.
 CURVE_FILE = "curve.json"
