@@ -166,11 +166,14 @@ def repeats(planned: list[Planned], every: list[Job]) -> list[str]:
     it still runs, as its row needs the cell, but its result is that job's run again."""
     by_key: dict[str, list[str]] = {}
     for job in every:
-        by_key.setdefault(same_run(load_config(job.config, list(job.overrides))), []).append(
-            job.name)
+        try:
+            cfg = load_config(job.config, list(job.overrides))
+        except UserError:  # a job not chosen may not take this --set; it cannot be a twin
+            continue
+        by_key.setdefault(same_run(cfg), []).append(job.name)
     notes = []
     for p in planned:
-        twins = [name for name in by_key[same_run(p.cfg)] if name != p.job.name]
+        twins = [name for name in by_key.get(same_run(p.cfg), []) if name != p.job.name]
         if twins:
             notes.append(f"note: {p.job.name} trains the same configuration as "
                          f"{', '.join(twins)} (only the row label differs)")

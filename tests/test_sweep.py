@@ -228,6 +228,20 @@ def test_a_row_that_restates_another_is_noted(tmp_path: Path,
                                            "(2 ranks, 4 iterations)")
 
 
+def test_a_set_that_only_the_chosen_rows_take_is_fine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Looking for repeats reads every row's config, but a row not chosen may reject the
+    --set (local_steps is for the SGD baselines only): that is no error."""
+    raw = spec()
+    raw["rows"].append({"label": "DSGD", "set": {"algorithm.name": "dsgd"}})
+    file = tmp_path / "tiny.yaml"
+    file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, stdout, _ = run_in_process([str(file), "--out", str(tmp_path / "o"), "--dry-run",
+                                      "--rows", "DSGD", "--set", "algorithm.local_steps=2"],
+                                     capsys)
+    assert code == 0 and len(stdout.splitlines()) == 3
+
+
 def test_dry_run_on_a_finished_sweep(done: Done, capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = run_in_process([str(done.file), "--out", str(done.out), "--dry-run",
                                       "--rows", "ind-mask"], capsys)
