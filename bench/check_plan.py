@@ -22,7 +22,6 @@ from pathlib import Path
 
 from mcepl_dist import sweep
 from mcepl_dist.config import load_config
-from mcepl_dist.sweepfile import jobs, load_sweep
 
 KEPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "runs"
 
@@ -48,9 +47,7 @@ def kept_runs(root: Path = KEPT) -> dict[str, str]:
 
 def line_jobs(argv: list[str]) -> list[tuple[str, str]]:
     """(job name, same-run key) of each job a valid sweep command line would run."""
-    args = sweep.parse_args(argv)
-    spec, _ = load_sweep(args.sweep)
-    chosen = sweep.select(jobs(spec, tuple(args.overrides)), args, spec)
+    *_, chosen = sweep.choose(sweep.parse_args(argv))
     return [(j.name, sweep.same_run(load_config(j.config, list(j.overrides)))) for j in chosen]
 
 
@@ -73,12 +70,13 @@ def check(plan: Path, kept: dict[str, str]) -> list[str]:
             if name in names:
                 errors.append(f"{where}: NAME {name} used twice")
             names.add(name)
-            code, line = dry_run([sweep_file, "--out", str(Path(scratch) / name), *opts])
+            argv = [sweep_file, "--out", str(Path(scratch) / name), *opts]
+            code, line = dry_run(argv)
             if code:
                 errors.append(f"{where}: {name}: {line}")
                 continue
             print(f"{stream} {name}: {line}")
-            for job, key in line_jobs([sweep_file, "--out", str(Path(scratch) / name), *opts]):
+            for job, key in line_jobs(argv):
                 twin = seen.get(key) or kept.get(key)
                 if twin:
                     errors.append(f"{where}: {name}: job {job} repeats {twin} (the same "

@@ -164,16 +164,18 @@ def repeats(planned: list[Planned], every: list[Job]) -> list[str]:
     """A note for each planned job that trains the same configuration as another job of
     the sweep (a knob row that restates what another row or the --set gives already):
     it still runs, as its row needs the cell, but its result is that job's run again."""
+    keys = {p.job.name: same_run(p.cfg) for p in planned}  # their configs are loaded
     by_key: dict[str, list[str]] = {}
     for job in every:
-        try:
-            cfg = load_config(job.config, list(job.overrides))
-        except UserError:  # a job not chosen may not take this --set; it cannot be a twin
-            continue
-        by_key.setdefault(same_run(cfg), []).append(job.name)
+        if job.name not in keys:
+            try:
+                keys[job.name] = same_run(load_config(job.config, list(job.overrides)))
+            except UserError:  # a job not chosen may not take this --set: it is no twin
+                continue
+        by_key.setdefault(keys[job.name], []).append(job.name)
     notes = []
     for p in planned:
-        twins = [name for name in by_key.get(same_run(p.cfg), []) if name != p.job.name]
+        twins = [name for name in by_key[keys[p.job.name]] if name != p.job.name]
         if twins:
             notes.append(f"note: {p.job.name} trains the same configuration as "
                          f"{', '.join(twins)} (only the row label differs)")
@@ -261,15 +263,22 @@ def write_state(out: Path, sweep_file: Path, raw: dict[str, Any], extra: list[st
         "git_commit": commit, "git_dirty": dirty, "jobs": jobs})
 
 
-def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    """Validate, then run the chosen jobs in order; the number of failed jobs decides exit."""
-    sweep_file = Path(args.sweep)
-    sweep, raw = load_sweep(sweep_file)
-    out = Path(args.out)
+def choose(args: argparse.Namespace) -> tuple[Sweep, dict[str, Any], list[Job], list[Job]]:
+    """The sweep file read (parsed, raw), all its jobs under the --set, and those chosen
+    by --rows/--columns/--seeds (none is an error)."""
+    sweep, raw = load_sweep(Path(args.sweep))
     every = expand_jobs(sweep, tuple(args.overrides))
     chosen = select(every, args, sweep)
     if not chosen:
         raise ConfigError("no job matches --rows/--columns/--seeds")
+    return sweep, raw, every, chosen
+
+
+def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    """Validate, then run the chosen jobs in order; the number of failed jobs decides exit."""
+    sweep_file = Path(args.sweep)
+    sweep, raw, every, chosen = choose(args)
+    out = Path(args.out)
     check_state(out, sweep, raw, args.overrides)
     planned = plan(chosen, out)
     sweep_command = shlex.join(["python", "-m", "mcepl_dist.sweep", *argv])
