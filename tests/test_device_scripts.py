@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from mcepl_dist import sweep as sweep_cli
 from mcepl_dist.config import dump_config, load_config, with_resolved_paths
-from mcepl_dist.sweepfile import override
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
@@ -102,12 +102,12 @@ def _check(plan: Path, *options: str, **env: str) -> subprocess.CompletedProcess
                           env=_env(**env), timeout=TIMEOUT_S)
 
 
-def _job_overrides(sweep: Path, row: str, column: int) -> list[str]:
-    """The overrides the sweep gives one job of `row` at `column`, seed 0."""
-    spec = yaml.safe_load(sweep.read_text())
-    sets = {**spec["set"], **next(r.get("set", {}) for r in spec["rows"] if r["label"] == row)}
-    return [override(k, v) for k, v in sets.items()] + [
-        override(spec["columns"]["key"], column), "seed=0"]
+def _job_config(*argv: str) -> str:
+    """The config.yaml text of the one job a sweep command line chooses, as its run
+    directory would hold it (the sweep's own job expansion, nothing run)."""
+    *_, chosen = sweep_cli.choose(sweep_cli.parse_args([*argv, "--out", "unused"]))
+    (job,) = chosen
+    return dump_config(with_resolved_paths(load_config(job.config, list(job.overrides))))
 
 
 def test_check_names_every_bad_line_of_a_plan_and_runs_nothing(tmp_path: Path) -> None:
@@ -137,9 +137,8 @@ def test_check_names_a_job_that_repeats_one_of_the_plan_or_a_kept_run(tmp_path: 
     sweep = _tiny_sweep(tmp_path / "tiny.yaml")
     kept = tmp_path / "kept" / "tiny_eta10" / "mce-pl_c3_s0"
     kept.mkdir(parents=True)
-    cfg = load_config(REPO / "configs" / "quickstart.yaml",
-                      [*_job_overrides(sweep, "MCE-PL", 3), "train.eval_every=1"])
-    kept.joinpath("config.yaml").write_text(dump_config(with_resolved_paths(cfg)))
+    kept.joinpath("config.yaml").write_text(_job_config(
+        str(sweep), "--rows", "MCE-PL", "--columns", "3", "--set", "train.eval_every=1"))
     plan = tmp_path / "plan"
     plan.write_text(f"A 0 {sweep} tiny_a --rows MCE-PL --columns 3\n"
                     f"B 0 {sweep} tiny_b --columns 4\n"
