@@ -22,6 +22,7 @@ from mcepl_dist.algorithms import ALL, Strategy
 from mcepl_dist.config import Config
 from mcepl_dist.data import AgentData, Sampler, Split
 from mcepl_dist.failure import Fault
+from mcepl_dist.masks import dead_rows
 from mcepl_dist.metrics import MetricsWriter, RankResult, median
 from mcepl_dist.model import FixedNetwork, forward, normalize
 from mcepl_dist.timing import PhaseTimer
@@ -217,10 +218,16 @@ def _evaluate_and_report(ctx: AgentContext, it: int, record: dict[str, float],
                          batch_losses: list[float], t_iters: list[float]) -> tuple[float, float]:
     """Evaluate locally, add it to the record, and print the network-wide progress line."""
     start = time.perf_counter()
-    acc, loss = evaluate(ctx.net, ctx.strategy.eval_weights(), ctx.data.test,
-                         ctx.cfg.train.eval_batch_size, ctx.device)
+    weights = ctx.strategy.eval_weights()
+    acc, loss = evaluate(ctx.net, weights, ctx.data.test, ctx.cfg.train.eval_batch_size,
+                         ctx.device)
+    dead = dead_rows(weights[-1], ctx.data.labels)
     record.update(test_acc=acc, test_loss=loss, train_loss=sum(batch_losses) / len(batch_losses),
-                  t_eval=time.perf_counter() - start)
+                  dead_label_rows=len(dead), t_eval=time.perf_counter() - start)
+    if dead:
+        log.warning("agent %d at iter %d: its mask keeps no weight of the output row of its "
+                    "label(s) %s, so it cannot predict them", ctx.rank, it,
+                    ", ".join(map(str, dead)))
     acc_sum, bytes_sum = ctx.reduce_progress([acc, float(record["bytes_sent_cum"])])
     if ctx.rank == 0:
         n = ctx.cfg.agents.num

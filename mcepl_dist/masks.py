@@ -62,6 +62,16 @@ def fil(mask: Tensor, threshold: int) -> Tensor:
     return mask * keep.view(-1, *([1] * (mask.dim() - 1)))
 
 
+def dead_rows(weight: Tensor, rows: Sequence[int]) -> list[int]:
+    """Those of `rows` whose output filter/row (dim 0) of `weight` is all zero.
+
+    On the output layer these are classes whose logit the model cannot move: an agent that
+    holds such a label cannot learn it (Fil can prune every row of a sparse agent's labels).
+    """
+    live = weight.reshape(weight.shape[0], -1).ne(0).any(dim=1)
+    return [r for r in rows if not bool(live[r])]
+
+
 def mask_from(y: Tensor, ratio: float, fil_threshold: int) -> Tensor:
     """m = Fil[Thres(|y|)] (eqs. 16b and 19)."""
     return fil(thres(y.abs(), ratio), fil_threshold)

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from mcepl_dist.config import load_config
+from mcepl_dist.data import label_table
 from mcepl_dist.metrics import load_masks
 from mcepl_dist.model import CONV_LAYERS, LAYER_NAMES, layer_shapes
 
@@ -39,7 +40,7 @@ SMALL = ["--set", "data.name=synthetic", "--set", f"model.width={WIDTH}",
          "--set", f"train.iterations={ITERATIONS}", "--set", f"train.eval_every={EVAL_EVERY}"]
 RECORD_KEYS = {"iter", "rank", "bytes_sent", "bytes_recv", "t_iter", "t_compute", "t_comm",
                "t_pack"}
-EVAL_KEYS = {"test_acc", "test_loss", "train_loss"}
+EVAL_KEYS = {"test_acc", "test_loss", "train_loss", "dead_label_rows"}
 SUMMARY_KEYS = {"algorithm", "num_agents", "iterations", "final_mean_test_acc",
                 "per_agent_test_acc", "bytes_sent_total", "bytes_per_message", "wall_clock_s",
                 "median_t_iter_s", "comm_fraction", "resumes"}
@@ -190,6 +191,16 @@ def test_masks_match_retention(quick: Run) -> None:
             assert frac == pytest.approx(RETENTION[agent], abs=0.01), (
                 f"agent {agent} {LAYER_NAMES[layer]}: {frac:.4f} ones, "
                 f"retention {RETENTION[agent]}")
+
+
+def test_dead_label_rows_match_the_final_masks(quick: Run) -> None:
+    """Each evaluation counts the agent's labels whose output row the mask empties."""
+    cfg = load_config(quick.out / "config.yaml")
+    table = label_table(cfg)
+    for agent in range(AGENTS):
+        fc2 = quick.masks(agent)[-1]
+        expected = sum(not fc2[label].any() for label in table[agent])
+        assert quick.metrics(agent)[-1]["dead_label_rows"] == expected, agent
 
 
 # ---------------------------------------------------------------------------------------

@@ -161,6 +161,21 @@ def test_fil_fc_rows() -> None:
     assert out.tolist() == [[0] * 5, [1, 1, 1, 0, 0], [0] * 5, [1] * 5]
 
 
+def test_dead_rows_names_the_labels_whose_output_row_is_all_zero() -> None:
+    # The c_i = 5 seed 2 failure: rows 3, 4, 6, 9 live, the agent's labels 0, 2, 5, 7, 8 dead.
+    w = torch.zeros(10, 6)
+    for row in (3, 4, 6, 9):
+        w[row, row % 6] = 0.7
+    assert M.dead_rows(w, [0, 2, 5, 7, 8]) == [0, 2, 5, 7, 8]
+    assert M.dead_rows(w, [9, 3, 1]) == [1]  # in the order given
+    assert M.dead_rows(w, []) == []
+    conv = torch.ones(4, 2, 3, 3)
+    conv[2] = 0
+    conv[1, 1, 2, 2] = -1e-3  # one nonzero entry keeps a filter live
+    conv[1][conv[1] > 0] = 0
+    assert M.dead_rows(conv, range(4)) == [2]
+
+
 def test_fil_threshold_zero_is_identity() -> None:
     mask = (torch.rand(5, 7, generator=torch.Generator().manual_seed(2)) > 0.8).float()
     mask[0] = 0
