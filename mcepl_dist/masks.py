@@ -68,8 +68,8 @@ def dead_rows(weight: Tensor, rows: Sequence[int]) -> list[int]:
     On the output layer these are classes whose logit the model cannot move: an agent that
     holds such a label cannot learn it (Fil can prune every row of a sparse agent's labels).
     """
-    live = weight.reshape(weight.shape[0], -1).ne(0).any(dim=1)
-    return [r for r in rows if not bool(live[r])]
+    live = weight.reshape(weight.shape[0], -1).ne(0).any(dim=1).tolist()
+    return [r for r in rows if not live[r]]
 
 
 def mask_from(y: Tensor, ratio: float, fil_threshold: int) -> Tensor:
